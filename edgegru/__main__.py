@@ -1,0 +1,5 @@
+import sys
+
+from edgegru.cli import main
+
+sys.exit(main())

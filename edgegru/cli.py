@@ -1,0 +1,113 @@
+"""The `edgegru` command line: argument parsing and printing only; the work lives in the stages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edgegru.checkpoint import load_checkpoint
+from edgegru.data import DATASETS, DEFAULT_DATASET, load_dataset
+from edgegru.errors import EdgeGRUError
+from edgegru.model import VARIANTS, count_parameters
+from edgegru.train import TrainConfig, train_run
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+    parser.add_argument("--hidden", type=positive_int, default=defaults.hidden, help="GRU state size H (default %(default)s)")
+    parser.add_argument("--layers", type=int, choices=(1, 2), default=defaults.layers, help="GRU layers (default %(default)s)")
+    parser.add_argument("--variant", choices=VARIANTS, default=defaults.variant,
+                        help="reset_after = PyTorch/ONNX linear_before_reset=1; reset_before = Cho et al. (default %(default)s)")
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="maximum epochs (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for weights and batch order (default %(default)s)")
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(hidden=args.hidden, layers=args.layers, variant=args.variant, epochs=args.epochs, seed=args.seed)
+
+
+def print_train_summary(metrics: dict, out: Path) -> None:
+    print(
+        f"{metrics['dataset']}: GRU H={metrics['hidden']} x{metrics['layers']} {metrics['variant']}, "
+        f"{metrics['params']:,} params, {metrics['epochs_run']} epochs in {metrics['train_seconds']:.1f} s\n"
+        f"  val accuracy {metrics['val_accuracy']:.4f}   test accuracy {metrics['test_accuracy']:.4f}\n"
+        f"  wrote {out / 'model.pt'} and {out / 'train.json'}"
+    )
+
+
+def command_train(args: argparse.Namespace) -> None:
+    dataset = load_dataset(args.dataset)
+    out = Path(args.out or f"runs/{dataset.name}")
+    print_train_summary(train_run(dataset, train_config(args), out), out)
+
+
+def command_demo(args: argparse.Namespace) -> None:
+    dataset = load_dataset(args.dataset)
+    out = Path(args.out or f"runs/{dataset.name}")
+    print(f"EdgeGRU demo on '{dataset.name}': {len(dataset.train)}/{len(dataset.val)}/{len(dataset.test)} "
+          f"train/val/test sequences, {dataset.num_features} features, {dataset.num_classes} classes")
+    print_train_summary(train_run(dataset, train_config(args), out), out)
+
+
+def command_info(args: argparse.Namespace) -> None:
+    checkpoint = load_checkpoint(Path(args.run_dir))
+    config = checkpoint.model.config
+    print(f"{checkpoint.dataset}: GRU H={config.hidden} x{config.layers} {config.variant}, "
+          f"{config.input_size} features -> {config.num_classes} classes ({', '.join(checkpoint.class_names)}), "
+          f"{count_parameters(checkpoint.model):,} params")
+
+
+def command_datasets(args: argparse.Namespace) -> None:
+    for name in DATASETS:
+        print(name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgegru",
+        description="Train a GRU classifier and take it to a bit-exact full-integer model for edge devices.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a float GRU classifier",
+                                description="Train a float GRU classifier; writes model.pt and train.json.")
+    train.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}, or a path to a .npz")
+    add_train_arguments(train)
+    train.add_argument("--out", help="output directory (default runs/DATASET)")
+    train.set_defaults(run=command_train)
+
+    demo = commands.add_parser("demo", help="the whole pipeline on the default dataset",
+                               description="Train on the embedded default dataset and print a summary.")
+    demo.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset (default %(default)s)")
+    add_train_arguments(demo)
+    demo.add_argument("--out", help="output directory (default runs/DATASET)")
+    demo.set_defaults(run=command_demo)
+
+    info = commands.add_parser("info", help="describe a trained run", description="Load and describe RUN_DIR/model.pt.")
+    info.add_argument("run_dir", help="a run directory (or its model.pt)")
+    info.set_defaults(run=command_info)
+
+    datasets = commands.add_parser("datasets", help="list the built-in datasets")
+    datasets.set_defaults(run=command_datasets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except EdgeGRUError as error:
+        print(f"edgegru: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgegru: interrupted; earlier artifacts are left as they were", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,108 @@
+"""The uniform shape every dataset takes: padded float32 sequences, true lengths, labels, fixed splits.
+
+A `Split` holds `x` as float32 `[N, T, F]` (zero-padded after each sequence's true length), `lengths`
+int64 `[N]` (1 <= length <= T) and `y` int64 `[N]` in `[0, num_classes)`.  Features are raw
+(un-normalized); `Normalization` is computed from the training split only and travels with the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgegru.errors import EdgeGRUError
+
+
+@dataclass(frozen=True)
+class Split:
+    x: np.ndarray
+    lengths: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-feature affine map x_norm = (x - mean) / std, in the data's own units."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    class_names: list[str]
+    train: Split
+    val: Split
+    test: Split
+    # Continuous recordings for streaming demos: list of float32 [T_i, F] arrays with their labels.
+    streams: list[tuple[np.ndarray, int]] = field(default_factory=list)
+
+    @property
+    def num_features(self) -> int:
+        return self.train.x.shape[2]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def normalization(self) -> Normalization:
+        """Mean and std of every feature over the valid (unpadded) training steps."""
+        valid = _valid_mask(self.train)
+        values = self.train.x[valid].astype(np.float64)
+        std = values.std(axis=0)
+        std[std < 1e-8] = 1.0
+        return Normalization(values.mean(axis=0).astype(np.float32), std.astype(np.float32))
+
+
+def _valid_mask(split: Split) -> np.ndarray:
+    return np.arange(split.x.shape[1])[None, :] < split.lengths[:, None]
+
+
+def pad_sequences(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack `[T_i, F]` arrays into float32 `[N, max T_i, F]`, zero-padded, and their lengths."""
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    x = np.zeros((len(sequences), int(lengths.max()), sequences[0].shape[1]), dtype=np.float32)
+    for row, sequence in zip(x, sequences):
+        row[: len(sequence)] = sequence
+    return x, lengths
+
+
+def make_split(name: str, x: np.ndarray, lengths: np.ndarray, y: np.ndarray, num_classes: int) -> Split:
+    """Validate one split and return it; every problem is named in the error."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise EdgeGRUError(f"{name}: sequences must be [N, T, F], got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise EdgeGRUError(f"{name}: sequences must be numeric, got dtype {x.dtype}")
+    n, t, _ = x.shape
+    if n == 0:
+        raise EdgeGRUError(f"{name}: the split is empty")
+    y = np.asarray(y)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise EdgeGRUError(f"{name}: labels must be {n} integers, got shape {y.shape} dtype {y.dtype}")
+    if y.min() < 0 or y.max() >= num_classes:
+        raise EdgeGRUError(f"{name}: labels must lie in [0, {num_classes}), got [{y.min()}, {y.max()}]")
+    lengths = np.asarray(lengths)
+    if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
+        raise EdgeGRUError(f"{name}: lengths must be {n} integers, got shape {lengths.shape}")
+    if lengths.min() < 1 or lengths.max() > t:
+        raise EdgeGRUError(f"{name}: lengths must lie in [1, {t}], got [{lengths.min()}, {lengths.max()}]")
+    split = Split(x.astype(np.float32), lengths.astype(np.int64), y.astype(np.int64))
+    if not np.isfinite(split.x[_valid_mask(split)]).all():
+        raise EdgeGRUError(f"{name}: sequences contain NaN or inf; clean or impute them first")
+    return split
+
+
+def split_indices(n: int, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
+    """A fixed random partition of range(n) into consecutive parts of the given fractions."""
+    order = np.random.default_rng(seed).permutation(n)
+    bounds = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
+    return [np.sort(part) for part in np.split(order, bounds)]

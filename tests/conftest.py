@@ -1,0 +1,31 @@
+"""Shared fixtures: small, fast runs trained once per session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgegru.data import load_dataset
+from edgegru.train import TrainConfig, train
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def japanese_vowels():
+    return load_dataset("japanese-vowels")
+
+
+@pytest.fixture(scope="session", params=["reset_after", "reset_before"])
+def small_checkpoint(request, japanese_vowels):
+    """A hidden-16 model on japanese-vowels (variable lengths), a few epochs: fast, not accurate."""
+    checkpoint, _ = train(japanese_vowels, TrainConfig(hidden=16, epochs=4, variant=request.param), progress=False)
+    return checkpoint
+
+
+def write_npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
