@@ -124,7 +124,7 @@ def load_npz(path: Path) -> Dataset:
         raise EdgeGRUError(f"{path}: labels span [{y.min()}, {y.max()}] but there are {len(names)} class names")
     if len(x) < 5:
         raise EdgeGRUError(f"{path}: {len(x)} sequences is too few for train/val/test splits (need >= 5)")
-    return _fixed_split(path.stem, x, lengths, y, names)
+    return _fixed_split(str(path), x, lengths, y, names)
 
 
 def _fixed_split(name, x, lengths, y, class_names) -> Dataset:
