@@ -6,10 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from edgegru.calibrate import CALIBRATION_METHODS
 from edgegru.checkpoint import load_checkpoint
 from edgegru.data import DATASETS, DEFAULT_DATASET, load_dataset
 from edgegru.errors import EdgeGRUError
+from edgegru.golden import ROUNDINGS
 from edgegru.model import VARIANTS, count_parameters
+from edgegru.quant_params import SCHEMES
+from edgegru.quantize_run import quantize_run
 from edgegru.train import TrainConfig, train_run
 
 
@@ -57,6 +61,26 @@ def command_demo(args: argparse.Namespace) -> None:
     print_train_summary(train_run(dataset, train_config(args), out), out)
 
 
+def print_quant_summary(metrics: dict, out: Path) -> None:
+    dynamic = metrics["dynamic_int8_accuracy"]
+    error = metrics["state_error_lsb"]
+    print(
+        f"{metrics['dataset']} {metrics['scheme']} ({metrics['calibration']} calibration, {metrics['rounding']} rounding): "
+        f"accuracy float {metrics['float_accuracy']:.4f} -> integer {metrics['quant_accuracy']:.4f} "
+        f"({metrics['accuracy_drop_pp']:+.2f} pp drop); torch.ao dynamic int8 "
+        f"{'n/a (reset_before)' if dynamic is None else f'{dynamic:.4f}'}\n"
+        f"  {metrics['weight_bytes']:,} weight bytes (float {metrics['float_weight_bytes']:,}), "
+        f"max accumulator {metrics['max_accumulator_bits']} bits, state error vs float "
+        f"mean {error['mean']} / p99 {error['p99']} LSB\n"
+        f"  wrote {out}"
+    )
+
+
+def command_quantize(args: argparse.Namespace) -> None:
+    metrics = quantize_run(Path(args.run_dir), args.scheme, args.calibration, args.rounding)
+    print_quant_summary(metrics, Path(args.run_dir) / "quant" / args.scheme)
+
+
 def command_info(args: argparse.Namespace) -> None:
     checkpoint = load_checkpoint(Path(args.run_dir))
     config = checkpoint.model.config
@@ -85,11 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=command_train)
 
     demo = commands.add_parser("demo", help="the whole pipeline on the default dataset",
-                               description="Train on the embedded default dataset and print a summary.")
+                               description="Train on the embedded default dataset, quantize it (int8 and int16x8) and print a summary.")
     demo.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset (default %(default)s)")
     add_train_arguments(demo)
     demo.add_argument("--out", help="output directory (default runs/DATASET)")
     demo.set_defaults(run=command_demo)
+
+    quantize = commands.add_parser(
+        "quantize", help="post-training integer quantization with the golden model's accuracy",
+        description="Calibrate on the training split, quantize, and measure the integer golden model on the test "
+                    "split; writes RUN_DIR/quant/SCHEME/ (model.npz, spec.json, quant.json).")
+    quantize.add_argument("run_dir", help="a run directory made by `edgegru train`")
+    quantize.add_argument("--scheme", choices=SCHEMES, default="int8", help="int8, or int16x8 (int16 activations) (default %(default)s)")
+    quantize.add_argument("--calibration", choices=CALIBRATION_METHODS, default="minmax", help="range estimator (default %(default)s)")
+    quantize.add_argument("--rounding", choices=ROUNDINGS, default="double",
+                          help="double = TFLite Micro / tflite-runtime reference; single = LiteRT (default %(default)s)")
+    quantize.set_defaults(run=command_quantize)
 
     info = commands.add_parser("info", help="describe a trained run", description="Load and describe RUN_DIR/model.pt.")
     info.add_argument("run_dir", help="a run directory (or its model.pt)")

@@ -1,0 +1,106 @@
+"""The golden model: the quantized GRU step in integer-only numpy, exactly as an integer runtime computes it.
+
+It evaluates the step graph (`step_graph.step_ops`) with the TFLite integer kernels of
+`integer_ops`, vectorized over a batch.  No float is used inside a step; floats appear only when raw
+features are quantized at the input boundary (`quantize_features`).
+
+`rounding` selects how the runtime's requantization rounds (FULLY_CONNECTED, ADD, SUB, MUL): `double`
+(TFLite Micro, tflite-runtime reference kernels) or `single` (LiteRT 2.x).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgegru import integer_ops
+from edgegru.errors import EdgeGRUError
+from edgegru.fixedpoint import ROUNDINGS
+from edgegru.quantize import QuantizedModel
+from edgegru.step_graph import run_ops
+
+def integer_kernels(model: QuantizedModel, rounding: str) -> dict:
+    if rounding not in ROUNDINGS:
+        raise EdgeGRUError(f"unknown rounding '{rounding}'; choose one of {', '.join(ROUNDINGS)}")
+    p = model.op_params
+    if model.scheme == "int8":
+        fc, add, sub, mul = integer_ops.fully_connected_int8, integer_ops.add_int8, integer_ops.sub_int8, integer_ops.mul_int8
+        logistic, tanh = integer_ops.logistic_int8, integer_ops.tanh_int8
+    else:
+        fc, add, sub, mul = (integer_ops.fully_connected_int16x8, integer_ops.add_int16, integer_ops.sub_int16,
+                             integer_ops.mul_int16)
+        logistic, tanh = integer_ops.logistic_int16, integer_ops.tanh_int16
+    return {
+        "fully_connected": lambda op, x: fc(x, model.weights[op.weight], model.biases[op.weight], p[op.output], rounding=rounding),
+        "add": lambda op, a, b: add(a, b, p[op.output], rounding=rounding),
+        "sub": lambda op, a, b: sub(a, b, p[op.output], rounding=rounding),
+        "mul": lambda op, a, b: mul(a, b, p[op.output], rounding=rounding),
+        "logistic": lambda op, a: logistic(a, p[op.output]),
+        "tanh": lambda op, a: tanh(a, p[op.output]),
+    }
+
+
+def check_step_input(model: QuantizedModel, name: str, array, width: int, batch: int | None = None) -> np.ndarray:
+    """Refuse anything but an integer array of the tensor's dtype and shape [B, width]."""
+    dtype = np.dtype(model.tensors[name].dtype)
+    array = np.asarray(array)
+    if array.dtype != dtype:
+        raise EdgeGRUError(f"step input '{name}' must be {dtype} (quantized), got {array.dtype}; "
+                           f"quantize features with quantize_features()")
+    if array.ndim != 2 or array.shape[1] != width or (batch is not None and array.shape[0] != batch):
+        expected = f"[{batch if batch is not None else 'B'}, {width}]"
+        raise EdgeGRUError(f"step input '{name}' must have shape {expected}, got {list(array.shape)}")
+    return array
+
+
+def initial_states(model: QuantizedModel, batch: int) -> list[np.ndarray]:
+    """The zero state of every layer: the integer that represents 0.0 (its zero point)."""
+    return [np.full((batch, model.config["hidden"]), model.tensors[h_in].zero_point, dtype=model.tensors[h_in].dtype)
+            for h_in, _ in model.states]
+
+
+def golden_step(model: QuantizedModel, x_q: np.ndarray, states: list[np.ndarray], rounding: str = "double",
+                kernels: dict | None = None) -> tuple[np.ndarray, list[np.ndarray], dict]:
+    """One step: x_q [B, F] and one state [B, H] per layer -> (logits [B, C], new states, all tensors)."""
+    x_q = check_step_input(model, "x", x_q, model.config["input_size"])
+    if len(states) != len(model.states):
+        raise EdgeGRUError(f"expected {len(model.states)} state arrays (one per layer), got {len(states)}")
+    inputs = {"x": x_q}
+    for (h_in, _), state in zip(model.states, states):
+        inputs[h_in] = check_step_input(model, h_in, state, model.config["hidden"], batch=len(x_q))
+    tensors = run_ops(model.ops, inputs, kernels or integer_kernels(model, rounding))
+    return tensors["logits"], [tensors[h_out] for _, h_out in model.states], tensors
+
+
+def quantize_features(model: QuantizedModel, raw: np.ndarray) -> np.ndarray:
+    """Raw features (the dataset's units) -> normalized -> quantized with tensor `x`'s parameters."""
+    raw = np.asarray(raw, dtype=np.float32)
+    if not np.isfinite(raw).all():
+        raise EdgeGRUError("features contain NaN or inf")
+    return model.tensors["x"].quantize(model.normalization.apply(raw))
+
+
+def run_sequences(model: QuantizedModel, x_q: np.ndarray, lengths: np.ndarray, rounding: str = "double",
+                  on_step=None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Stream quantized sequences [B, T, F] step by step; each row's state stops at its true length.
+
+    Returns the logits at each row's last step and the final states.  `on_step(t, tensors, active)`,
+    if given, sees every step's tensors (for verification and error measurement).
+    """
+    kernels = integer_kernels(model, rounding)
+    batch = len(x_q)
+    states = initial_states(model, batch)
+    logits = np.zeros((batch, model.config["num_classes"]), dtype=model.tensors["logits"].dtype)
+    for t in range(int(np.max(lengths))):
+        active = t < lengths
+        step_logits, new_states, tensors = golden_step(model, x_q[:, t], states, rounding, kernels)
+        states = [np.where(active[:, None], new, old) for new, old in zip(new_states, states)]
+        logits = np.where(active[:, None], step_logits, logits)
+        if on_step is not None:
+            on_step(t, tensors, active)
+    return logits, states
+
+
+def golden_predict(model: QuantizedModel, split, rounding: str = "double") -> np.ndarray:
+    """Predicted class per sequence of a data split."""
+    logits, _ = run_sequences(model, quantize_features(model, split.x), split.lengths, rounding)
+    return logits.argmax(axis=1)

@@ -1,0 +1,311 @@
+"""The TFLite integer operators one GRU step is made of, as TFLite Micro's reference kernels compute them.
+
+Each operator has a `prepare_*` that turns float scales and zero points into integer parameters (the
+only place floats appear; it runs once, at quantization time) and run functions of integers only,
+named by their types like CMSIS-NN (`fully_connected_int8`, `add_int16`, ...).  Scales are read as
+float32, as a .tflite file stores them, and widened to double, as the runtimes do.
+
+Activations: int8 (zero point in [-128, 127]) or int16 (zero point 0).  Weights: int8 symmetric per
+output channel.  Bias: int32 (int8 activations) or int64 (int16 activations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgegru.errors import EdgeGRUError
+from edgegru.fixedpoint import (multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64,
+                                quantize_multiplier, saturate)
+
+ACTIVATION_DTYPE = {"int8": np.int8, "int16x8": np.int16}
+ADD_LEFT_SHIFT = {"int8": 20, "int16x8": 15}  # headroom bits before rescaling ADD/SUB inputs
+
+
+def _f32(value: float) -> float:
+    """A scale as the runtime sees it: stored as float32, used as double."""
+    return float(np.float32(value))
+
+
+def _require(array, dtype, name: str) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype != np.dtype(dtype):
+        raise EdgeGRUError(f"{name}: expected {np.dtype(dtype)} integers, got {array.dtype}")
+    return array
+
+
+# --- FULLY_CONNECTED ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FullyConnectedParams:
+    input_offset: int  # -input zero point
+    output_offset: int  # output zero point
+    output_multiplier: np.ndarray  # int64 [O], Q31
+    output_shift: np.ndarray  # int64 [O]
+
+
+def prepare_fully_connected(input_quant, weight_scales, output_quant, scheme: str) -> FullyConnectedParams:
+    """Per output channel c: real multiplier s_in * s_w[c] / s_out."""
+    pairs = [quantize_multiplier(_f32(input_quant.scale) * _f32(s) / _f32(output_quant.scale)) for s in weight_scales]
+    return FullyConnectedParams(
+        input_offset=-int(input_quant.zero_point),
+        output_offset=int(output_quant.zero_point),
+        output_multiplier=np.array([m for m, _ in pairs], dtype=np.int64),
+        output_shift=np.array([s for _, s in pairs], dtype=np.int64),
+    )
+
+
+def _fully_connected(x, weights, bias, params, name, input_dtype, bias_dtype) -> np.ndarray:
+    x = _require(x, input_dtype, f"{name} input")
+    weights = _require(weights, np.int8, f"{name} weights")
+    if x.ndim != 2 or x.shape[1] != weights.shape[1]:
+        raise EdgeGRUError(f"{name}: input must be [B, {weights.shape[1]}], got {list(x.shape)}")
+    accumulator = (x.astype(np.int64) + params.input_offset) @ weights.T.astype(np.int64)
+    if bias is not None:
+        accumulator = accumulator + _require(bias, bias_dtype, f"{name} bias").astype(np.int64)
+    return accumulator
+
+
+def fully_connected_int8(x, weights, bias, params: FullyConnectedParams, rounding: str = "double") -> np.ndarray:
+    """int8 x [B, I] · int8 weights [O, I]ᵀ + int32 bias -> int8 [B, O].
+
+    The int32 accumulator Σ (x - zp_in) w + bias is bounded at quantization time
+    (`quantize.accumulator_bound`), so int64 arithmetic here never differs from the target's int32.
+    """
+    accumulator = _fully_connected(x, weights, bias, params, "fully_connected_int8", np.int8, np.int32)
+    scaled = multiply_by_quantized_multiplier(accumulator, params.output_multiplier, params.output_shift, rounding)
+    return saturate(scaled + params.output_offset, np.int8)
+
+
+def fully_connected_int16x8(x, weights, bias, params: FullyConnectedParams, rounding: str = "double") -> np.ndarray:
+    """int16 x [B, I] (zp 0) · int8 weights + int64 bias -> int16 [B, O], int64 accumulator.
+
+    `rounding` is accepted for a uniform signature: the int64 requantization is the same in both builds.
+    """
+    accumulator = _fully_connected(x, weights, bias, params, "fully_connected_int16x8", np.int16, np.int64)
+    scaled = multiply_by_quantized_multiplier_int64(accumulator, params.output_multiplier, params.output_shift)
+    return saturate(scaled + params.output_offset, np.int16)
+
+
+# --- ADD and SUB --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddParams:
+    input1_offset: int
+    input2_offset: int
+    output_offset: int
+    left_shift: int
+    input1_multiplier: int
+    input1_shift: int
+    input2_multiplier: int
+    input2_shift: int
+    output_multiplier: int
+    output_shift: int
+
+
+def prepare_add(input1_quant, input2_quant, output_quant, scheme: str) -> AddParams:
+    """Both inputs are rescaled to a common scale 2·max(s1, s2) / 2^left_shift, summed, then rescaled
+    to the output (also used for SUB, whose second input is subtracted instead)."""
+    left_shift = ADD_LEFT_SHIFT[scheme]
+    s1, s2, s_out = _f32(input1_quant.scale), _f32(input2_quant.scale), _f32(output_quant.scale)
+    twice_max = 2 * max(s1, s2)
+    m1, sh1 = quantize_multiplier(s1 / twice_max)
+    m2, sh2 = quantize_multiplier(s2 / twice_max)
+    mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * s_out))
+    return AddParams(-int(input1_quant.zero_point), -int(input2_quant.zero_point), int(output_quant.zero_point),
+                     left_shift, m1, sh1, m2, sh2, mo, sho)
+
+
+def _add_or_sub(a, b, params: AddParams, sign: int, dtype, name: str, rounding: str) -> np.ndarray:
+    a, b = _require(a, dtype, f"{name} input 1"), _require(b, dtype, f"{name} input 2")
+    if a.shape != b.shape:
+        raise EdgeGRUError(f"{name}: input shapes differ: {list(a.shape)} vs {list(b.shape)}")
+    shifted1 = (a.astype(np.int64) + params.input1_offset) << params.left_shift
+    shifted2 = (b.astype(np.int64) + params.input2_offset) << params.left_shift
+    scaled1 = multiply_by_quantized_multiplier(shifted1, params.input1_multiplier, params.input1_shift, rounding)
+    scaled2 = multiply_by_quantized_multiplier(shifted2, params.input2_multiplier, params.input2_shift, rounding)
+    raw = scaled1 + sign * scaled2
+    out = multiply_by_quantized_multiplier(raw, params.output_multiplier, params.output_shift, rounding)
+    return saturate(out + params.output_offset, dtype)
+
+
+def add_int8(a, b, params: AddParams, rounding: str = "double") -> np.ndarray:
+    """int8 a + b -> int8; (a - zp1) << 20 fits int32 (|·| < 2^28)."""
+    return _add_or_sub(a, b, params, +1, np.int8, "add_int8", rounding)
+
+
+def sub_int8(a, b, params: AddParams, rounding: str = "double") -> np.ndarray:
+    return _add_or_sub(a, b, params, -1, np.int8, "sub_int8", rounding)
+
+
+def add_int16(a, b, params: AddParams, rounding: str = "double") -> np.ndarray:
+    """int16 a + b -> int16 (general scales, pot_scale_int16 = False); a << 15 fits int32 (|·| < 2^31)."""
+    return _add_or_sub(a, b, params, +1, np.int16, "add_int16", rounding)
+
+
+def sub_int16(a, b, params: AddParams, rounding: str = "double") -> np.ndarray:
+    return _add_or_sub(a, b, params, -1, np.int16, "sub_int16", rounding)
+
+
+# --- MUL ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MulParams:
+    input1_offset: int
+    input2_offset: int
+    output_offset: int
+    output_multiplier: int
+    output_shift: int
+
+
+def prepare_mul(input1_quant, input2_quant, output_quant, scheme: str) -> MulParams:
+    """Real multiplier s1 * s2 / s_out, computed in double (as TFLite Micro does)."""
+    m, shift = quantize_multiplier(_f32(input1_quant.scale) * _f32(input2_quant.scale) / _f32(output_quant.scale))
+    return MulParams(-int(input1_quant.zero_point), -int(input2_quant.zero_point), int(output_quant.zero_point), m, shift)
+
+
+def _mul(a, b, params: MulParams, dtype, name: str, rounding: str) -> np.ndarray:
+    a, b = _require(a, dtype, f"{name} input 1"), _require(b, dtype, f"{name} input 2")
+    if a.shape != b.shape:
+        raise EdgeGRUError(f"{name}: input shapes differ: {list(a.shape)} vs {list(b.shape)}")
+    product = (a.astype(np.int64) + params.input1_offset) * (b.astype(np.int64) + params.input2_offset)
+    out = multiply_by_quantized_multiplier(product, params.output_multiplier, params.output_shift, rounding)
+    return saturate(out + params.output_offset, dtype)
+
+
+def mul_int8(a, b, params: MulParams, rounding: str = "double") -> np.ndarray:
+    """int8 a * b -> int8; the product of offsets is at most 2^16 in magnitude."""
+    return _mul(a, b, params, np.int8, "mul_int8", rounding)
+
+
+def mul_int16(a, b, params: MulParams, rounding: str = "double") -> np.ndarray:
+    """int16 a * b (zero points 0) -> int16; the product is at most 2^30 in magnitude."""
+    return _mul(a, b, params, np.int16, "mul_int16", rounding)
+
+
+# --- LOGISTIC and TANH --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LookupTableParams:
+    """int8 LOGISTIC/TANH: output for every input, indexed by q + 128."""
+
+    table: np.ndarray  # int8 [256]
+
+
+def _int8_table(function, input_quant, output_quant) -> LookupTableParams:
+    """out(q) = clamp(round(f(s_in (q - zp_in)) / s_out) + zp_out): the runtimes' int8 LOGISTIC and TANH
+    equal the correctly rounded function on all 256 inputs (measured; see docs/quantization.md)."""
+    q = np.arange(-128, 128, dtype=np.float64)
+    real = function(_f32(input_quant.scale) * (q - input_quant.zero_point))
+    out = np.floor(real / _f32(output_quant.scale) + 0.5) + output_quant.zero_point
+    return LookupTableParams(np.clip(out, -128, 127).astype(np.int8))
+
+
+def _lookup_int8(x, params: LookupTableParams, name: str) -> np.ndarray:
+    x = _require(x, np.int8, name)
+    return params.table[x.astype(np.int64) + 128]
+
+
+@dataclass(frozen=True)
+class Int16ActivationParams:
+    """int16 LOGISTIC/TANH: input rescaled to 1/(3·4096) units by (x · multiplier + round) >> left_shift."""
+
+    input_multiplier: int  # 0 means the power-of-two input scale 2^-12
+    input_left_shift: int
+
+
+def _int16_activation_params(input_quant) -> Int16ActivationParams:
+    scale = _f32(input_quant.scale)
+    if scale == 2.0**-12:
+        return Int16ActivationParams(0, 0)
+    multiplier, left_shift = scale * 4096.0 * 3.0, 0
+    while multiplier <= 32767.0 / 2.0 and left_shift <= 30:
+        left_shift += 1
+        multiplier *= 2.0
+    return Int16ActivationParams(int(multiplier), left_shift)
+
+
+# sigmoid(i / 24) in unsigned Q0.16, i = 0..255: the constant table TFLite's int16 LOGISTIC/TANH kernels
+# interpolate in (a few entries differ by 1 from correctly rounded values, so it is data, not a formula).
+SIGMOID_TABLE_UINT16 = np.array([
+    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064, 42688,
+    43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443, 48964, 49475, 49975, 50464, 50942, 51409,
+    51865, 52311, 52745, 53169, 53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433,
+    57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370, 60565, 60753, 60935, 61110,
+    61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666, 62778, 62886, 62990, 63090, 63186,
+    63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968, 64030, 64090, 64148, 64204, 64257, 64308,
+    64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687, 64721, 64754, 64786, 64816, 64845, 64873, 64900,
+    64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079, 65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208,
+    65221, 65234, 65246, 65258, 65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367,
+    65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433, 65438, 65442, 65445, 65449,
+    65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474, 65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491,
+    65493, 65495, 65497, 65498, 65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513,
+    65514, 65515, 65516, 65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524,
+    65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530,
+    65530, 65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
+    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65535,
+], dtype=np.int64)
+
+
+def _rescaled_int16_input(x, params: Int16ActivationParams, name: str) -> np.ndarray:
+    x = _require(x, np.int16, name).astype(np.int64)
+    multiplier, left_shift = params.input_multiplier, params.input_left_shift
+    if multiplier == 0:
+        multiplier, left_shift = 3 << left_shift, 0
+    rounding = (1 << (left_shift - 1)) if left_shift > 0 else 0
+    return (x * multiplier + rounding) >> left_shift
+
+
+def _interpolate(magnitude: np.ndarray, fraction_bits: int) -> np.ndarray:
+    """Linear interpolation in SIGMOID_TABLE_UINT16 at magnitude / 2^fraction_bits, in Q0.(16+fraction_bits)."""
+    index = magnitude >> fraction_bits
+    inside = index < 255
+    safe = np.where(inside, index, 0)
+    low, high = SIGMOID_TABLE_UINT16[safe], SIGMOID_TABLE_UINT16[safe + 1]
+    fraction = magnitude & ((1 << fraction_bits) - 1)
+    return inside, (low << fraction_bits) + fraction * (high - low)
+
+
+def prepare_logistic(input_quant, output_quant, scheme: str):
+    """int8: output scale 1/256, zp -128 (a 256-entry table).  int16: output 1/32768, zp 0."""
+    if scheme == "int8":
+        return _int8_table(lambda v: 1.0 / (1.0 + np.exp(-v)), input_quant, output_quant)
+    return _int16_activation_params(input_quant)
+
+
+def prepare_tanh(input_quant, output_quant, scheme: str):
+    """int8: output scale 1/128, zp 0 (a 256-entry table).  int16: output 1/32768, zp 0."""
+    if scheme == "int8":
+        return _int8_table(np.tanh, input_quant, output_quant)
+    return _int16_activation_params(input_quant)
+
+
+def logistic_int8(x, params: LookupTableParams) -> np.ndarray:
+    return _lookup_int8(x, params, "logistic_int8 input")
+
+
+def tanh_int8(x, params: LookupTableParams) -> np.ndarray:
+    return _lookup_int8(x, params, "tanh_int8 input")
+
+
+def logistic_int16(x, params: Int16ActivationParams) -> np.ndarray:
+    """int16 -> sigmoid in Q0.15 (scale 1/32768), by 9-bit interpolation in the sigmoid table."""
+    value = _rescaled_int16_input(x, params, "logistic_int16 input")
+    inside, interpolated = _interpolate(np.abs(value), 9)
+    result = np.where(inside, interpolated, 0x7FFF << 10)
+    result = np.where(value >= 0, result + (1 << 9), (1 << 25) - result + (1 << 9) - 1)
+    return (result >> 10).astype(np.int16)
+
+
+def tanh_int16(x, params: Int16ActivationParams) -> np.ndarray:
+    """int16 -> tanh in Q0.15, via tanh(v) = 2 sigmoid(2v) - 1 with 8-bit interpolation."""
+    value = _rescaled_int16_input(x, params, "tanh_int16 input")
+    inside, interpolated = _interpolate(np.abs(value), 8)
+    result = np.where(inside, interpolated, 0xFFFF << 8)
+    result = np.where(value >= 0, result - (1 << 23) + (1 << 7), -result + (1 << 23) + (1 << 7) - 1)
+    return (result >> 8).astype(np.int16)

@@ -1,0 +1,104 @@
+"""Quantization of single tensors: the affine map real = scale * (q - zero_point), and weights.
+
+Schemes (see docs/quantization.md):
+- `int8`: activations int8 asymmetric (zero point in [-128, 127]); weights int8 symmetric per output
+  channel in [-127, 127]; bias int32 at scale s_in * s_w[c].
+- `int16x8`: activations int16 symmetric (zero point 0, [-32767, 32767] used); weights as int8; bias
+  int64 at scale s_in * s_w[c].
+Outputs of LOGISTIC and TANH are fixed by the runtimes, not calibrated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgegru.errors import EdgeGRUError
+
+WEIGHT_MAX = 127  # int8 weights use [-127, 127] so that negation never overflows
+
+
+@dataclass(frozen=True)
+class Scheme:
+    name: str
+    activation: str  # numpy dtype name of activations and state
+    symmetric: bool
+    bias: str  # numpy dtype name of FULLY_CONNECTED biases
+
+    @property
+    def qmin(self) -> int:
+        return int(np.iinfo(self.activation).min) + (1 if self.symmetric else 0)
+
+    @property
+    def qmax(self) -> int:
+        return int(np.iinfo(self.activation).max)
+
+
+SCHEMES = {
+    "int8": Scheme("int8", "int8", symmetric=False, bias="int32"),
+    "int16x8": Scheme("int16x8", "int16", symmetric=True, bias="int64"),
+}
+
+# (scale, zero point) of LOGISTIC and TANH outputs, fixed by the TFLite integer spec.
+FIXED_OUTPUTS = {
+    ("int8", "logistic"): (1.0 / 256, -128),
+    ("int8", "tanh"): (1.0 / 128, 0),
+    ("int16x8", "logistic"): (1.0 / 32768, 0),
+    ("int16x8", "tanh"): (1.0 / 32768, 0),
+}
+
+
+def get_scheme(name: str) -> Scheme:
+    if name not in SCHEMES:
+        raise EdgeGRUError(f"unknown scheme '{name}'; choose one of {', '.join(SCHEMES)}")
+    return SCHEMES[name]
+
+
+@dataclass(frozen=True)
+class TensorQuant:
+    """real = scale * (q - zero_point), q of dtype `dtype`."""
+
+    scale: float
+    zero_point: int
+    dtype: str
+
+    def quantize(self, real: np.ndarray) -> np.ndarray:
+        """Float -> integer, rounding half away from zero, saturating (the input boundary only)."""
+        info = np.iinfo(self.dtype)
+        q = np.round(np.asarray(real, dtype=np.float64) / self.scale) + self.zero_point
+        return np.clip(q, info.min, info.max).astype(self.dtype)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (q.astype(np.float64) - self.zero_point) * self.scale
+
+
+def float32_scale(scale: float) -> float:
+    """Scales are kept float32-representable: a .tflite file stores them as float32, and the runtimes
+    derive their multipliers from that value, so the golden model must too."""
+    return float(np.float32(scale))
+
+
+def tensor_quant_from_range(low: float, high: float, scheme: Scheme) -> TensorQuant:
+    """Affine parameters covering [low, high] (which contains 0) on the scheme's activation grid."""
+    if scheme.symmetric:
+        return TensorQuant(float32_scale(max(-low, high) / scheme.qmax), 0, scheme.activation)
+    scale = float32_scale((high - low) / (scheme.qmax - scheme.qmin))
+    zero_point = int(np.clip(np.round(scheme.qmin - low / scale), scheme.qmin, scheme.qmax))
+    return TensorQuant(scale, zero_point, scheme.activation)
+
+
+def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float [O, I] -> (int8 [O, I] in [-127, 127], per-output-channel scales [O] float64)."""
+    peak = np.abs(w).max(axis=1)
+    scales = np.where(peak > 0, peak / WEIGHT_MAX, 1.0).astype(np.float32).astype(np.float64)
+    return np.clip(np.round(w / scales[:, None]), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8), scales
+
+
+def quantize_bias(b: np.ndarray, input_scale: float, weight_scales: np.ndarray, dtype: str) -> np.ndarray:
+    """Float [O] -> integer at scale input_scale * weight_scales[c]; refuses values the dtype can't hold."""
+    q = np.round(b / (input_scale * weight_scales))
+    info = np.iinfo(dtype)
+    if np.abs(q).max(initial=0) > info.max:
+        raise EdgeGRUError(f"a bias does not fit {dtype} at scale s_in*s_w; the input scale is too small")
+    return q.astype(dtype)

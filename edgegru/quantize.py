@@ -1,0 +1,126 @@
+"""Post-training quantization: float checkpoint + calibration -> `QuantizedModel` (integers only).
+
+Every tensor of the step graph gets its scale and zero point here, every weight and bias its integer
+form, and every op its fixed-point parameters (multipliers and shifts, from `integer_ops.prepare_*`),
+once.  The golden model, the exporters and the C generator read these and compute nothing from
+floats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgegru import integer_ops
+from edgegru.calibrate import Observation, choose_range
+from edgegru.checkpoint import Checkpoint
+from edgegru.data import Normalization
+from edgegru.errors import EdgeGRUError
+from edgegru.quant_params import (FIXED_OUTPUTS, TensorQuant, get_scheme, quantize_bias, quantize_weight,
+                                  tensor_quant_from_range)
+from edgegru.step_graph import Op, float_weights, state_names, step_ops
+
+ACCUMULATOR_BITS = {"int8": 32, "int16x8": 64}
+
+
+@dataclass
+class QuantizedModel:
+    scheme: str
+    calibration: str
+    config: dict  # input_size, hidden, num_classes, layers, variant
+    tensors: dict[str, TensorQuant]  # every activation of the step graph
+    weights: dict[str, np.ndarray]  # int8 [O, I] per FULLY_CONNECTED weight name
+    weight_scales: dict[str, np.ndarray]  # float64 [O]
+    biases: dict[str, np.ndarray]  # int32 (int8 scheme) or int64 (int16x8) [O]
+    op_params: dict[str, object]  # op output name -> integer params from integer_ops.prepare_*
+    normalization: Normalization
+    class_names: list[str]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def ops(self) -> list[Op]:
+        return step_ops(self.config["variant"], self.config["layers"])
+
+    @property
+    def states(self) -> list[tuple[str, str]]:
+        return state_names(self.config["layers"])
+
+    def weight_bytes(self) -> int:
+        """Bytes of the integer parameters: int8 weights plus int32/int64 biases."""
+        return sum(w.nbytes for w in self.weights.values()) + sum(b.nbytes for b in self.biases.values())
+
+
+def choose_tensor_quants(ops: list[Op], observations: dict[str, Observation], scheme_name: str,
+                         calibration: str, layers: int) -> dict[str, TensorQuant]:
+    scheme = get_scheme(scheme_name)
+    levels = scheme.qmax - scheme.qmin + 1
+
+    def from_observation(observation):
+        return tensor_quant_from_range(*choose_range(observation, calibration, levels, scheme.symmetric), scheme)
+
+    quants = {"x": from_observation(observations["x"])}
+    for h_in, h_out in state_names(layers):
+        both = observations[h_in], observations[h_out]
+        merged = Observation(min(o.minimum for o in both), max(o.maximum for o in both),
+                             np.concatenate([o.samples for o in both]))
+        quants[h_in] = quants[h_out] = from_observation(merged)
+    for op in ops:
+        if op.output in quants:
+            continue
+        if (scheme_name, op.kind) in FIXED_OUTPUTS:
+            scale, zero_point = FIXED_OUTPUTS[(scheme_name, op.kind)]
+            quants[op.output] = TensorQuant(scale, zero_point, scheme.activation)
+        else:
+            quants[op.output] = from_observation(observations[op.output])
+    return quants
+
+
+def accumulator_bound(weight: np.ndarray, bias: np.ndarray, input_quant: TensorQuant) -> int:
+    """Largest |Σ_i (q_i - zp) W[c, i] + bias[c]| over all inputs the input dtype can hold."""
+    info = np.iinfo(input_quant.dtype)
+    reach = max(abs(int(info.min) - input_quant.zero_point), abs(int(info.max) - input_quant.zero_point))
+    per_channel = reach * np.abs(weight.astype(np.int64)).sum(axis=1) + np.abs(bias.astype(object)).astype(object)
+    return int(max(per_channel))
+
+
+def quantize_model(checkpoint: Checkpoint, observations: dict[str, Observation], scheme_name: str,
+                   calibration: str = "minmax") -> QuantizedModel:
+    """Quantize `checkpoint` with ranges from `observations` (see `calibrate.observe`)."""
+    scheme = get_scheme(scheme_name)
+    config = checkpoint.model.config.as_dict()
+    ops = step_ops(config["variant"], config["layers"])
+    quants = choose_tensor_quants(ops, observations, scheme_name, calibration, config["layers"])
+    floats = float_weights(checkpoint.model)
+    weights, weight_scales, biases, op_params = {}, {}, {}, {}
+    largest_bound = 0
+    for op in ops:
+        inputs = [quants[name] for name in op.inputs]
+        out = quants[op.output]
+        if op.kind == "fully_connected":
+            w, b = floats[op.weight]
+            weights[op.weight], weight_scales[op.weight] = quantize_weight(w)
+            biases[op.weight] = quantize_bias(b, inputs[0].scale, weight_scales[op.weight], scheme.bias)
+            bound = accumulator_bound(weights[op.weight], biases[op.weight], inputs[0])
+            largest_bound = max(largest_bound, bound)
+            if bound >= 2 ** (ACCUMULATOR_BITS[scheme_name] - 1):
+                raise EdgeGRUError(
+                    f"{op.output}: the accumulator can reach {bound}, beyond int{ACCUMULATOR_BITS[scheme_name]}; "
+                    f"this model cannot be quantized safely with scheme {scheme_name} (retrain with weight decay "
+                    f"or a smaller input range)")
+            op_params[op.output] = integer_ops.prepare_fully_connected(
+                inputs[0], weight_scales[op.weight], out, scheme_name)
+        elif op.kind in ("add", "sub"):
+            op_params[op.output] = integer_ops.prepare_add(inputs[0], inputs[1], out, scheme_name)
+        elif op.kind == "mul":
+            op_params[op.output] = integer_ops.prepare_mul(inputs[0], inputs[1], out, scheme_name)
+        elif op.kind == "logistic":
+            op_params[op.output] = integer_ops.prepare_logistic(inputs[0], out, scheme_name)
+        elif op.kind == "tanh":
+            op_params[op.output] = integer_ops.prepare_tanh(inputs[0], out, scheme_name)
+    return QuantizedModel(
+        scheme=scheme_name, calibration=calibration, config=config, tensors=quants, weights=weights,
+        weight_scales=weight_scales, biases=biases, op_params=op_params,
+        normalization=checkpoint.normalization, class_names=list(checkpoint.class_names),
+        meta={"dataset": checkpoint.dataset, "max_accumulator_bits": int(largest_bound).bit_length() + 1},
+    )
