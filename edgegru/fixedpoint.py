@@ -52,7 +52,7 @@ def _truncating_divide_by_pot(x: np.ndarray, exponent: int) -> np.ndarray:
 
 
 def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
-    """round(a * b / 2^31) for int32 a, b (half away from zero, C truncation of a nudged product);
+    """round(a * b / 2^31) for int32 a, b, ties toward +inf (a nudged product truncated toward zero);
     INT32_MIN * INT32_MIN saturates to INT32_MAX.  Result in int32 range."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     product = a * b
