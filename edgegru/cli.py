@@ -10,7 +10,7 @@ from edgegru.calibrate import CALIBRATION_METHODS
 from edgegru.checkpoint import load_checkpoint
 from edgegru.data import DATASETS, DEFAULT_DATASET, load_dataset
 from edgegru.errors import EdgeGRUError
-from edgegru.golden import ROUNDINGS
+from edgegru.golden import ROUNDING_PROFILES
 from edgegru.model import VARIANTS, count_parameters
 from edgegru.quant_params import SCHEMES
 from edgegru.quantize_run import quantize_run
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("run_dir", help="a run directory made by `edgegru train`")
     quantize.add_argument("--scheme", choices=SCHEMES, default="int8", help="int8, or int16x8 (int16 activations) (default %(default)s)")
     quantize.add_argument("--calibration", choices=CALIBRATION_METHODS, default="minmax", help="range estimator (default %(default)s)")
-    quantize.add_argument("--rounding", choices=ROUNDINGS, default="double",
+    quantize.add_argument("--rounding", choices=list(ROUNDING_PROFILES), default="double",
                           help="double = TFLite Micro / tflite-runtime reference; single = LiteRT (default %(default)s)")
     quantize.set_defaults(run=command_quantize)
 

@@ -88,14 +88,21 @@ def multiply_by_quantized_multiplier(x, multiplier, shift, rounding: str = "doub
     raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
 
 
-def multiply_by_quantized_multiplier_int64(x, multiplier, shift) -> np.ndarray:
-    """int64 accumulator x (|x| < 2^47) times multiplier * 2^(shift - 31) -> int32, as 16x8 kernels do.
+def multiply_by_quantized_multiplier_int64(x, multiplier, shift, rounding: str = "double") -> np.ndarray:
+    """int64 accumulator x times multiplier * 2^(shift - 31) -> int32, as 16x8 kernels requantize.
 
-    The Q31 multiplier is first reduced to Q15 (rounded, capped at 0x7FFF), then one 64-bit multiply,
-    add half, arithmetic shift by 15 - shift.  The same arithmetic in both rounding builds.
+    `double` builds (TFLite Micro, tflite-runtime) first reduce the Q31 multiplier to Q15 (rounded,
+    capped at 0x7FFF), then one 64-bit multiply, add half, shift by 15 - shift (|x| < 2^47).
+    `single` builds (LiteRT) keep the full Q31 multiplier: (x * multiplier + half) >> (31 - shift),
+    which fits int64 for |x| < 2^31 (the quantizer proves the accumulator bound).
     """
     x = np.asarray(x, dtype=np.int64)
     multiplier, shift = np.asarray(multiplier, dtype=np.int64), np.asarray(shift, dtype=np.int64)
+    if rounding == "single":
+        total_shift = 31 - shift
+        return wrap_int32((x * multiplier + (np.int64(1) << (total_shift - 1))) >> total_shift)
+    if rounding != "double":
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
     reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
     total_shift = 15 - shift
     return wrap_int32((x * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift)

@@ -14,13 +14,22 @@ import numpy as np
 
 from edgegru import integer_ops
 from edgegru.errors import EdgeGRUError
-from edgegru.fixedpoint import ROUNDINGS
 from edgegru.quantize import QuantizedModel
 from edgegru.step_graph import run_ops
 
+# How each runtime family rounds, per op kind (measured against the runtimes, see docs/quantization.md):
+# `double` = TFLite Micro and tflite-runtime's reference kernels; `single` = LiteRT 2.x, whose
+# FULLY_CONNECTED rounds once while ADD, SUB and MUL still round twice.
+ROUNDING_PROFILES = {
+    "double": {"fully_connected": "double", "add": "double", "sub": "double", "mul": "double"},
+    "single": {"fully_connected": "single", "add": "double", "sub": "double", "mul": "double"},
+}
+
+
 def integer_kernels(model: QuantizedModel, rounding: str) -> dict:
-    if rounding not in ROUNDINGS:
-        raise EdgeGRUError(f"unknown rounding '{rounding}'; choose one of {', '.join(ROUNDINGS)}")
+    if rounding not in ROUNDING_PROFILES:
+        raise EdgeGRUError(f"unknown rounding '{rounding}'; choose one of {', '.join(ROUNDING_PROFILES)}")
+    r = ROUNDING_PROFILES[rounding]
     p = model.op_params
     if model.scheme == "int8":
         fc, add, sub, mul = integer_ops.fully_connected_int8, integer_ops.add_int8, integer_ops.sub_int8, integer_ops.mul_int8
@@ -30,10 +39,11 @@ def integer_kernels(model: QuantizedModel, rounding: str) -> dict:
                              integer_ops.mul_int16)
         logistic, tanh = integer_ops.logistic_int16, integer_ops.tanh_int16
     return {
-        "fully_connected": lambda op, x: fc(x, model.weights[op.weight], model.biases[op.weight], p[op.output], rounding=rounding),
-        "add": lambda op, a, b: add(a, b, p[op.output], rounding=rounding),
-        "sub": lambda op, a, b: sub(a, b, p[op.output], rounding=rounding),
-        "mul": lambda op, a, b: mul(a, b, p[op.output], rounding=rounding),
+        "fully_connected": lambda op, x: fc(x, model.weights[op.weight], model.biases[op.weight], p[op.output],
+                                            rounding=r["fully_connected"]),
+        "add": lambda op, a, b: add(a, b, p[op.output], rounding=r["add"]),
+        "sub": lambda op, a, b: sub(a, b, p[op.output], rounding=r["sub"]),
+        "mul": lambda op, a, b: mul(a, b, p[op.output], rounding=r["mul"]),
         "logistic": lambda op, a: logistic(a, p[op.output]),
         "tanh": lambda op, a: tanh(a, p[op.output]),
     }

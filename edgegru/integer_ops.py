@@ -80,12 +80,10 @@ def fully_connected_int8(x, weights, bias, params: FullyConnectedParams, roundin
 
 
 def fully_connected_int16x8(x, weights, bias, params: FullyConnectedParams, rounding: str = "double") -> np.ndarray:
-    """int16 x [B, I] (zp 0) · int8 weights + int64 bias -> int16 [B, O], int64 accumulator.
-
-    `rounding` is accepted for a uniform signature: the int64 requantization is the same in both builds.
-    """
+    """int16 x [B, I] (zp 0) · int8 weights + int64 bias -> int16 [B, O], int64 accumulator
+    (bounded below 2^32 at quantization time)."""
     accumulator = _fully_connected(x, weights, bias, params, "fully_connected_int16x8", np.int16, np.int64)
-    scaled = multiply_by_quantized_multiplier_int64(accumulator, params.output_multiplier, params.output_shift)
+    scaled = multiply_by_quantized_multiplier_int64(accumulator, params.output_multiplier, params.output_shift, rounding)
     return saturate(scaled + params.output_offset, np.int16)
 
 

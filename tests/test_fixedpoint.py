@@ -85,7 +85,16 @@ def test_int64_multiply_matches_the_reference(x, m, shift):
     reduced = (m + 2**15) // 2**16 if m < 0x7FFF0000 else 0x7FFF
     total = 15 - shift
     expected = wrap32(floor_div(x * reduced + 2 ** (total - 1), 2**total))
-    assert int(multiply_by_quantized_multiplier_int64(x, m, shift)) == expected
+    assert int(multiply_by_quantized_multiplier_int64(x, m, shift, "double")) == expected
+
+
+@CASES
+@given(int32s, multipliers, st.integers(-31, 0))
+@example(-(2**31), 2**30, 0)  # a tie: -0.5 * 2^31 rounds up
+def test_int64_single_rounding_keeps_the_full_multiplier(x, m, shift):
+    total = 31 - shift
+    expected = wrap32(floor_div(x * m + 2 ** (total - 1), 2**total))
+    assert int(multiply_by_quantized_multiplier_int64(x, m, shift, "single")) == expected
 
 
 @CASES

@@ -1,0 +1,130 @@
+"""Verification: every backend, fed every test sequence step by step, against the golden model.
+
+Each backend runs the exported one-step model with its own state fed back (as on a device); the
+golden model runs the same sequences in that backend's rounding.  Every element of every output of
+every step is compared: `mismatches` counts differing elements, `max_abs_lsb` is the largest
+difference in output LSBs, `accuracy` is the backend's own classification accuracy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from edgegru.errors import EdgeGRUError
+from edgegru.golden import initial_states, quantize_features, run_sequences
+from edgegru.quantize import QuantizedModel
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    rounding: str  # the golden model's rounding profile this runtime should match
+    exact: bool  # True: 0 mismatches is required; False: a measured tolerance
+    make_step: Callable[[QuantizedModel], Callable]  # model -> step(x_q [1, F], states) -> (logits, states)
+
+
+def tflite_step_factory(backend: str) -> Callable[[QuantizedModel], Callable]:
+    def make(model: QuantizedModel):
+        from export.tflite_export import quantized_step_tflite
+        from export.tflite_runtimes import load_runner
+
+        return tflite_step(model, load_runner(backend, quantized_step_tflite(model)))
+    return make
+
+
+def tflite_step(model: QuantizedModel, runner) -> Callable:
+    """Adapt a TFLite runner to the step interface, after checking its inputs fit the artifact."""
+    states = model.states
+    expected = {"x": model.config["input_size"], **{h: model.config["hidden"] for h, _ in states}}
+    for info in runner.inputs:
+        if info.name not in expected or tuple(info.shape) != (1, expected[info.name]) or \
+                np.dtype(info.dtype) != np.dtype(model.tensors[info.name].dtype):
+            raise EdgeGRUError(f"{runner.backend}: model input {info.name!r} {tuple(info.shape)} {info.dtype} does not "
+                               f"match the quantized artifact; re-export with `edgegru export`")
+
+    def step(x_q, state_arrays):
+        out = runner.run({"x": x_q, **{h: s for (h, _), s in zip(states, state_arrays)}})
+        return out["logits"], [out[h_out] for _, h_out in states]
+    return step
+
+
+BACKENDS = {
+    "tflm": Backend("tflm", "double", True, tflite_step_factory("tflm")),
+    "tflite-runtime": Backend("tflite-runtime", "double", True, tflite_step_factory("tflite-runtime")),
+    "litert-ref": Backend("litert-ref", "single", True, tflite_step_factory("litert-ref")),
+    "litert": Backend("litert", "single", False, tflite_step_factory("litert")),
+}
+
+
+def get_backends(names: list[str]) -> list[Backend]:
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise EdgeGRUError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+    return [BACKENDS[n] for n in names]
+
+
+def golden_trace(model: QuantizedModel, x_q: np.ndarray, lengths: np.ndarray, rounding: str) -> list[dict]:
+    """Per step t: the golden outputs {"logits", "lK.h_new"...} for all sequences (batched)."""
+    trace = []
+    outputs = ["logits"] + [h_out for _, h_out in model.states]
+    run_sequences(model, x_q, lengths, rounding, on_step=lambda t, tensors, active: trace.append(
+        {name: tensors[name] for name in outputs}))
+    return trace
+
+
+def verify_backend(model: QuantizedModel, backend: Backend, x_q: np.ndarray, lengths: np.ndarray, y: np.ndarray,
+                   trace: list[dict], progress: bool = True) -> dict:
+    """Run every sequence through `backend` one step at a time and compare with the golden `trace`."""
+    step = backend.make_step(model)
+    mismatches = elements = steps = 0
+    max_abs = 0
+    predictions = np.zeros(len(x_q), dtype=np.int64)
+    start = time.perf_counter()
+    for i in tqdm(range(len(x_q)), desc=f"verify {backend.name}", disable=not progress, unit="seq", leave=False):
+        states = initial_states(model, 1)
+        for t in range(int(lengths[i])):
+            logits, states = step(x_q[i : i + 1, t], states)
+            golden = trace[t]
+            for name, value in zip(["logits"] + [h for _, h in model.states], [logits] + states):
+                diff = np.abs(value.astype(np.int64) - golden[name][i : i + 1].astype(np.int64))
+                mismatches += int((diff > 0).sum())
+                elements += diff.size
+                max_abs = max(max_abs, int(diff.max()))
+            steps += 1
+        predictions[i] = int(np.argmax(logits))
+    return {
+        "backend": backend.name,
+        "rounding": backend.rounding,
+        "steps": steps,
+        "elements": elements,
+        "mismatches": mismatches,
+        "max_abs_lsb": max_abs,
+        "bit_exact": mismatches == 0,
+        "exact_required": backend.exact,
+        "accuracy": float(np.mean(predictions == y)),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def verify(model: QuantizedModel, backend_names: list[str], split, max_sequences: int | None = None,
+           progress: bool = True) -> dict:
+    """Verify each named backend on (the first `max_sequences` of) `split`; returns the report dict."""
+    backends = get_backends(backend_names)
+    count = len(split) if max_sequences is None else min(len(split), max_sequences)
+    x_q = quantize_features(model, split.x[:count])
+    lengths, y = split.lengths[:count], split.y[:count]
+    traces, results = {}, {}
+    for backend in backends:
+        if backend.rounding not in traces:
+            traces[backend.rounding] = golden_trace(model, x_q, lengths, backend.rounding)
+        results[backend.name] = verify_backend(model, backend, x_q, lengths, y, traces[backend.rounding], progress)
+    golden_accuracy = {}
+    for rounding, trace in traces.items():
+        last = np.stack([trace[int(length) - 1]["logits"][i] for i, length in enumerate(lengths)])
+        golden_accuracy[rounding] = float(np.mean(last.argmax(1) == y))
+    return {"scheme": model.scheme, "sequences": count, "golden_accuracy": golden_accuracy, "backends": results}
