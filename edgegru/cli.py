@@ -81,6 +81,38 @@ def command_quantize(args: argparse.Namespace) -> None:
     print_quant_summary(metrics, Path(args.run_dir) / "quant" / args.scheme)
 
 
+def command_export(args: argparse.Namespace) -> None:
+    from export.runs import export_run
+
+    written = export_run(Path(args.run_dir), args.scheme, args.format)
+    for key, value in written.items():
+        print(f"  {key}: {value}")
+    if "tflite_bytes" in written:
+        print(f"  .tflite is {written['tflite_bytes']:,} bytes for {written['weight_bytes']:,} weight bytes "
+              f"(limit {written['size_limit_bytes']:,})")
+
+
+def print_verify_table(report: dict) -> None:
+    print(f"{report['dataset']} {report['scheme']}: {report['sequences']} test sequences, golden accuracy "
+          + ", ".join(f"{k} {v:.4f}" for k, v in report["golden_accuracy"].items()))
+    print(f"  {'backend':<16}{'rounding':<10}{'steps':>8}{'elements':>11}{'mismatches':>12}{'max LSB':>9}"
+          f"{'bit-exact':>11}{'accuracy':>10}")
+    for r in report["backends"].values():
+        exact = "yes" if r["bit_exact"] else ("NO" if r["exact_required"] else "no (tol.)")
+        print(f"  {r['backend']:<16}{r['rounding']:<10}{r['steps']:>8,}{r['elements']:>11,}{r['mismatches']:>12,}"
+              f"{r['max_abs_lsb']:>9}{exact:>11}{r['accuracy']:>10.4f}")
+
+
+def command_verify(args: argparse.Namespace) -> None:
+    from export.runs import verify_run
+
+    report = verify_run(Path(args.run_dir), args.scheme, args.backends.split(","), args.max_sequences)
+    print_verify_table(report)
+    failed = [r["backend"] for r in report["backends"].values() if r["exact_required"] and not r["bit_exact"]]
+    if failed:
+        raise EdgeGRUError(f"not bit-exact against the golden model: {', '.join(failed)}")
+
+
 def command_info(args: argparse.Namespace) -> None:
     checkpoint = load_checkpoint(Path(args.run_dir))
     config = checkpoint.model.config
@@ -109,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=command_train)
 
     demo = commands.add_parser("demo", help="the whole pipeline on the default dataset",
-                               description="Train on the embedded default dataset, quantize it (int8 and int16x8) and print a summary.")
+                               description="Train on the embedded default dataset, quantize it (int8 and int16x8), export TFLite step "
+                                           "models and verify them in TFLite Micro, tflite-runtime and LiteRT.")
     demo.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset (default %(default)s)")
     add_train_arguments(demo)
     demo.add_argument("--out", help="output directory (default runs/DATASET)")
@@ -125,6 +158,24 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--rounding", choices=list(ROUNDING_PROFILES), default="double",
                           help="double = TFLite Micro / tflite-runtime reference; single = LiteRT (default %(default)s)")
     quantize.set_defaults(run=command_quantize)
+
+    export = commands.add_parser("export", help="write deployable models (TFLite, ONNX)",
+                                 description="Export the quantized one-step model (TFLite) or the float network (ONNX).")
+    export.add_argument("run_dir")
+    export.add_argument("--scheme", choices=SCHEMES, default="int8", help="quantized artifact to export (default %(default)s)")
+    export.add_argument("--format", choices=("tflite", "onnx"), default="tflite", help="(default %(default)s)")
+    export.set_defaults(run=command_export)
+
+    verify = commands.add_parser(
+        "verify", help="check every backend against the golden model, element by element",
+        description="Feed every test sequence step by step into each backend and into the golden model in that "
+                    "backend's rounding; writes RUN_DIR/verify/SCHEME.json.")
+    verify.add_argument("run_dir")
+    verify.add_argument("--scheme", choices=SCHEMES, default="int8", help="(default %(default)s)")
+    verify.add_argument("--backends", default="tflm,tflite-runtime,litert,litert-ref",
+                        help="comma-separated: tflm, tflite-runtime, litert, litert-ref (default %(default)s)")
+    verify.add_argument("--max-sequences", type=positive_int, help="verify only the first N test sequences")
+    verify.set_defaults(run=command_verify)
 
     info = commands.add_parser("info", help="describe a trained run", description="Load and describe RUN_DIR/model.pt.")
     info.add_argument("run_dir", help="a run directory (or its model.pt)")

@@ -29,3 +29,13 @@ def small_checkpoint(request, japanese_vowels):
 def write_npz(path, **arrays):
     np.savez(path, **arrays)
     return path
+
+
+@pytest.fixture(scope="session")
+def quantized(small_checkpoint, japanese_vowels):
+    """The small checkpoint quantized in both schemes: {scheme: QuantizedModel}."""
+    from edgegru.calibrate import observe
+    from edgegru.quantize import quantize_model
+
+    observations = observe(small_checkpoint.model, japanese_vowels.train, small_checkpoint.normalization)
+    return {scheme: quantize_model(small_checkpoint, observations, scheme) for scheme in ("int8", "int16x8")}

@@ -1,0 +1,163 @@
+"""Quantization, the golden model's guarantees, and the artifact's validation."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edgegru.artifact import load_artifact, save_artifact
+from edgegru.calibrate import observe
+from edgegru.data import Split
+from edgegru.errors import EdgeGRUError
+from edgegru.golden import golden_predict, golden_step, initial_states, integer_kernels, quantize_features
+from edgegru.quantize import accumulator_bound, quantize_model
+from edgegru.quantize_run import state_error_lsb
+from edgegru.step_graph import run_ops
+from edgegru.train import TrainConfig, accuracy, train
+
+SCHEMES = ("int8", "int16x8")
+
+
+@pytest.mark.parametrize("variant", ["reset_after", "reset_before"])
+def test_accuracy_drop_on_japanese_vowels(japanese_vowels, variant):
+    checkpoint, _ = train(japanese_vowels, TrainConfig(hidden=64, variant=variant), progress=False)
+    float_accuracy = accuracy(checkpoint.model, japanese_vowels.test, checkpoint.normalization)
+    observations = observe(checkpoint.model, japanese_vowels.train, checkpoint.normalization)
+    for scheme, allowed_pp in (("int8", 1.0), ("int16x8", 0.3)):
+        model = quantize_model(checkpoint, observations, scheme)
+        quant_accuracy = np.mean(golden_predict(model, japanese_vowels.test) == japanese_vowels.test.y)
+        assert 100 * (float_accuracy - quant_accuracy) <= allowed_pp + 1e-9, scheme
+
+
+@pytest.mark.parametrize("calibration", ["percentile", "mse"])
+def test_other_calibrations_produce_working_models(small_checkpoint, japanese_vowels, calibration):
+    observations = observe(small_checkpoint.model, japanese_vowels.train, small_checkpoint.normalization)
+    model = quantize_model(small_checkpoint, observations, "int8", calibration)
+    float_accuracy = accuracy(small_checkpoint.model, japanese_vowels.test, small_checkpoint.normalization)
+    assert np.mean(golden_predict(model, japanese_vowels.test) == japanese_vowels.test.y) >= float_accuracy - 0.05
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_accumulators_stay_within_the_proven_bound_for_100k_random_steps(quantized, scheme):
+    model = quantized[scheme]
+    bounds = {op.output: accumulator_bound(model.weights[op.weight], model.biases[op.weight], model.tensors[op.inputs[0]])
+              for op in model.ops if op.kind == "fully_connected"}
+    assert max(bounds.values()) < 2**31
+    kernels = integer_kernels(model, "double")
+    fc = kernels["fully_connected"]
+    seen = {name: 0 for name in bounds}
+
+    def checked_fc(op, x):
+        acc = (x.astype(np.int64) - model.tensors[op.inputs[0]].zero_point) @ model.weights[op.weight].T.astype(np.int64)
+        seen[op.output] = max(seen[op.output], int(np.abs(acc + model.biases[op.weight]).max()))
+        return fc(op, x)
+
+    kernels["fully_connected"] = checked_fc
+    rng = np.random.default_rng(0)
+    info = np.iinfo(model.tensors["x"].dtype)
+    states = initial_states(model, 100)
+    for _ in range(1000):  # 100 streams x 1,000 steps
+        x = rng.integers(info.min, info.max + 1, size=(100, model.config["input_size"])).astype(info.dtype)
+        _, states, _ = golden_step(model, x, states, kernels=kernels)
+    assert all(seen[name] <= bounds[name] for name in bounds)
+    assert all(seen[name] > 0 for name in bounds)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_state_stays_in_range_over_a_10k_step_stream(quantized, small_checkpoint, japanese_vowels, scheme):
+    model = quantized[scheme]
+    rng = np.random.default_rng(1)
+    rows = rng.integers(0, len(japanese_vowels.test), size=10_000 // 7 + 1)
+    stream = np.concatenate([japanese_vowels.test.x[r, :7] for r in rows])[None, :10_000]
+    split = Split(stream, np.array([10_000]), np.array([0]))
+    errors = state_error_lsb(small_checkpoint.model, model, split, "double")
+    quant = model.tensors["l0.h"]
+    states = initial_states(model, 1)
+    x_q = quantize_features(model, stream)
+    kernels = integer_kernels(model, "double")
+    lowest, highest = np.inf, -np.inf
+    for t in range(10_000):
+        _, states, _ = golden_step(model, x_q[:, t], states, kernels=kernels)
+        real = quant.dequantize(states[0])
+        lowest, highest = min(lowest, real.min()), max(highest, real.max())
+    assert -1.0 - quant.scale <= lowest and highest <= 1.0 + quant.scale  # a GRU state lives in [-1, 1]
+    assert errors["mean"][0] < (2.0 if scheme == "int8" else 200.0)  # in LSB of the state's own scale
+
+
+def test_step_refuses_floats_and_wrong_shapes(quantized):
+    model = quantized["int8"]
+    states = initial_states(model, 2)
+    with pytest.raises(EdgeGRUError, match="must be int8"):
+        golden_step(model, np.zeros((2, 12), np.float32), states)
+    with pytest.raises(EdgeGRUError, match=r"must have shape \[B, 12\]"):
+        golden_step(model, np.zeros((2, 11), np.int8), states)
+    with pytest.raises(EdgeGRUError, match=r"must have shape \[2, 16\]"):
+        golden_step(model, np.zeros((2, 12), np.int8), [np.zeros((3, 16), np.int8)])
+
+
+def test_empty_calibration_set_is_refused(small_checkpoint):
+    empty = Split(np.zeros((0, 5, 12), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    with pytest.raises(EdgeGRUError, match="calibration set is empty"):
+        observe(small_checkpoint.model, empty, small_checkpoint.normalization)
+
+
+def test_a_model_that_could_overflow_is_refused(small_checkpoint, japanese_vowels):
+    """int8 weights alone cannot overflow int32 at this size, so push a bias to just below 2^31:
+    the bias fits int32 but bias + the largest weighted input sum does not."""
+    import copy
+
+    import torch
+
+    observations = observe(small_checkpoint.model, japanese_vowels.train, small_checkpoint.normalization)
+    model = quantize_model(small_checkpoint, observations, "int8")
+    input_scale = model.tensors["l0.h"].scale
+    weight_scale = model.weight_scales["l0.W_hz"][0]
+    risky = copy.deepcopy(small_checkpoint)
+    H = risky.model.config.hidden
+    with torch.no_grad():
+        risky.model.grus[0].bias_hh[H] = (2**31 - 100) * input_scale * weight_scale  # first channel of z
+    with pytest.raises(EdgeGRUError, match=r"l0.hz: the accumulator can reach \d+, beyond 32 bits"):
+        quantize_model(risky, observations, "int8")
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_artifact_round_trip_is_exact(tmp_path, quantized, japanese_vowels, scheme):
+    save_artifact(tmp_path, quantized[scheme])
+    loaded = load_artifact(tmp_path)
+    split = Split(japanese_vowels.test.x[:30], japanese_vowels.test.lengths[:30], japanese_vowels.test.y[:30])
+    assert (golden_predict(loaded, split) == golden_predict(quantized[scheme], split)).all()
+    x_q = quantize_features(loaded, split.x[:, 0])
+    a = run_ops(loaded.ops, {"x": x_q, "l0.h": initial_states(loaded, 30)[0]}, integer_kernels(loaded, "double"))
+    b = run_ops(loaded.ops, {"x": x_q, "l0.h": initial_states(loaded, 30)[0]}, integer_kernels(quantized[scheme], "double"))
+    assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_artifact_of_another_version_is_refused(tmp_path, quantized):
+    save_artifact(tmp_path, quantized["int8"])
+    spec = json.loads((tmp_path / "spec.json").read_text())
+    spec["version"] = 99
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    with pytest.raises(EdgeGRUError, match="artifact version 99"):
+        load_artifact(tmp_path)
+
+
+def test_corrupted_tensor_is_refused(tmp_path, quantized):
+    save_artifact(tmp_path, quantized["int8"])
+    import io
+    with np.load(tmp_path / "model.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["weight/l0.W_hz"][0, 0] ^= 1
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    (tmp_path / "model.npz").write_bytes(buffer.getvalue())
+    with pytest.raises(EdgeGRUError, match="'weight/l0.W_hz' is corrupted"):
+        load_artifact(tmp_path)
+
+
+def test_missing_or_foreign_artifact(tmp_path):
+    with pytest.raises(EdgeGRUError, match="run `edgegru quantize` first"):
+        load_artifact(tmp_path)
+    (tmp_path / "spec.json").write_text('{"hello": 1}')
+    (tmp_path / "model.npz").write_bytes(b"")
+    with pytest.raises(EdgeGRUError, match="not an EdgeGRU quantized model"):
+        load_artifact(tmp_path)

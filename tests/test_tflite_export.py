@@ -1,0 +1,122 @@
+"""The one-step TFLite export: bit-exact against the golden model in every reference runtime."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from edgegru.calibrate import observe
+from edgegru.errors import EdgeGRUError
+from edgegru.quantize import quantize_model
+from edgegru.train import TrainConfig, as_tensors, train
+from export.tflite_export import float_step_tflite, quantized_step_tflite
+from export.tflite_runtimes import load_runner
+from export.verify import tflite_step, verify
+
+REFERENCE_BACKENDS = ["tflm", "tflite-runtime", "litert-ref"]
+
+
+@pytest.mark.parametrize("scheme", ["int8", "int16x8"])
+def test_reference_runtimes_are_bit_exact(quantized, japanese_vowels, scheme):
+    report = verify(quantized[scheme], REFERENCE_BACKENDS + ["litert"], japanese_vowels.test, max_sequences=60,
+                    progress=False)
+    for name in REFERENCE_BACKENDS:
+        result = report["backends"][name]
+        assert result["elements"] > 60 * 7 * 16 and result["mismatches"] == 0, (name, result)
+    xnnpack = report["backends"]["litert"]
+    assert abs(xnnpack["accuracy"] - report["golden_accuracy"]["single"]) <= 0.05
+
+
+@pytest.fixture(scope="module")
+def two_layer(japanese_vowels):
+    checkpoint, _ = train(japanese_vowels, TrainConfig(hidden=12, layers=2, epochs=3, variant="reset_before"),
+                          progress=False)
+    observations = observe(checkpoint.model, japanese_vowels.train, checkpoint.normalization)
+    return checkpoint, {s: quantize_model(checkpoint, observations, s) for s in ("int8", "int16x8")}
+
+
+@pytest.mark.parametrize("scheme", ["int8", "int16x8"])
+def test_two_layers_are_bit_exact_in_tflm(two_layer, japanese_vowels, scheme):
+    report = verify(two_layer[1][scheme], ["tflm", "tflite-runtime"], japanese_vowels.test, max_sequences=40,
+                    progress=False)
+    assert all(r["mismatches"] == 0 for r in report["backends"].values())
+
+
+def test_int8_graph_is_all_integer(quantized):
+    from tflite_micro.python.tflite_micro.runtime import schema_fb
+
+    data = quantized_step_tflite(quantized["int8"])
+    model = schema_fb.ModelT.InitFromObj(schema_fb.Model.GetRootAsModel(data, 0))
+    float_type = schema_fb.TensorType.FLOAT32
+    assert all(t.type != float_type for t in model.subgraphs[0].tensors)
+
+
+@pytest.mark.parametrize("scheme", ["int8", "int16x8"])
+def test_file_size_is_within_1_5x_weights_plus_4kb_at_hidden_64(japanese_vowels, scheme):
+    from edgegru.checkpoint import Checkpoint
+    from edgegru.model import GRUClassifier, ModelConfig
+
+    torch.manual_seed(0)
+    model = GRUClassifier(ModelConfig(12, 64, 9)).eval()  # the size does not depend on training
+    checkpoint = Checkpoint(model, japanese_vowels.normalization(), [str(i) for i in range(9)], "japanese-vowels")
+    observations = observe(model, japanese_vowels.train, checkpoint.normalization, max_sequences=16)
+    quantized = quantize_model(checkpoint, observations, scheme)
+    assert len(quantized_step_tflite(quantized)) <= 1.5 * quantized.weight_bytes() + 4096
+
+
+@pytest.mark.parametrize("scheme", ["int8", "int16x8"])
+def test_same_artifact_gives_identical_bytes(quantized, scheme):
+    assert quantized_step_tflite(quantized[scheme]) == quantized_step_tflite(quantized[scheme])
+
+
+def test_float_step_model_matches_torch(two_layer, japanese_vowels):
+    checkpoint = two_layer[0]
+    runner = load_runner("tflite-runtime", float_step_tflite(checkpoint))
+    x, _, _ = as_tensors(japanese_vowels.test, checkpoint.normalization)
+    hidden = checkpoint.model.config.hidden
+    for sequence in x[:10]:
+        states = [torch.zeros(1, hidden), torch.zeros(1, hidden)]
+        for t in range(7):
+            out = runner.run({"x": sequence[t : t + 1].numpy(), "l0.h": states[0].numpy(), "l1.h": states[1].numpy()})
+            with torch.no_grad():
+                logits, states = checkpoint.model.step(sequence[t : t + 1], states)
+            assert np.abs(out["logits"] - logits.numpy()).max() <= 1e-5
+            assert np.abs(out["l1.h_new"] - states[1].numpy()).max() <= 1e-5
+
+
+def test_a_model_that_does_not_match_the_artifact_is_refused(quantized):
+    runner = load_runner("tflm", quantized_step_tflite(quantized["int8"]))
+    with pytest.raises(EdgeGRUError, match="does not match the quantized artifact"):
+        tflite_step(quantized["int16x8"], runner)
+
+
+def test_wrong_dtype_step_input_is_refused(quantized):
+    step = tflite_step(quantized["int8"], load_runner("tflm", quantized_step_tflite(quantized["int8"])))
+    with pytest.raises(EdgeGRUError, match="expected dtype int8"):
+        step(np.zeros((1, 12), np.int16), [np.zeros((1, 16), np.int8)])
+
+
+def test_cli_quantize_export_verify(tmp_path):
+    run = tmp_path / "run"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "edgegru", *args], capture_output=True, text=True)
+
+    assert cli("train", "--dataset", "digits", "--hidden", "8", "--epochs", "2", "--out", str(run)).returncode == 0
+    result = cli("quantize", str(run), "--scheme", "int8")
+    assert result.returncode == 0, result.stderr
+    import json
+    quant = json.loads((run / "quant" / "int8" / "quant.json").read_text())
+    for key in ("scheme", "calibration", "float_accuracy", "quant_accuracy", "dynamic_int8_accuracy", "weight_bytes",
+                "max_accumulator_bits"):
+        assert key in quant
+    assert cli("export", str(run), "--scheme", "int8").returncode == 0
+    assert (run / "export" / "int8" / "model.tflite").stat().st_size > 0
+    result = cli("verify", str(run), "--scheme", "int8", "--backends", "tflm,litert-ref", "--max-sequences", "50")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run / "verify" / "int8.json").read_text())
+    assert report["backends"]["tflm"]["mismatches"] == 0 and report["backends"]["tflm"]["steps"] == 400
+    bad = cli("verify", str(run), "--backends", "tflm,coreml")
+    assert bad.returncode == 2 and "known: tflm, tflite-runtime, litert-ref, litert" in bad.stderr
