@@ -113,6 +113,15 @@ def command_verify(args: argparse.Namespace) -> None:
         raise EdgeGRUError(f"not bit-exact against the golden model: {', '.join(failed)}")
 
 
+def command_report(args: argparse.Namespace) -> None:
+    from edgegru.report import build_report, markdown_table
+
+    rows = build_report(Path(args.out), args.datasets.split(","), [int(h) for h in args.hidden.split(",")],
+                        args.variants.split(","), args.layers, args.epochs)
+    print(markdown_table(rows), end="")
+    print(f"wrote {args.out}/report.json, report.md and accuracy_vs_size.png")
+
+
 def command_info(args: argparse.Namespace) -> None:
     checkpoint = load_checkpoint(Path(args.run_dir))
     config = checkpoint.model.config
@@ -173,9 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("run_dir")
     verify.add_argument("--scheme", choices=SCHEMES, default="int8", help="(default %(default)s)")
     verify.add_argument("--backends", default="tflm,tflite-runtime,litert,litert-ref",
-                        help="comma-separated: tflm, tflite-runtime, litert, litert-ref (default %(default)s)")
+                        help="comma-separated: tflm, tflite-runtime, litert, litert-ref, onnxruntime, onnx-reference "
+                             "(default %(default)s)")
     verify.add_argument("--max-sequences", type=positive_int, help="verify only the first N test sequences")
     verify.set_defaults(run=command_verify)
+
+    report = commands.add_parser(
+        "report", help="accuracy vs size across datasets, sizes, variants and schemes",
+        description="Train (or reuse) one run per combination, quantize it in both schemes, and write a table and a "
+                    "plot of test accuracy against parameter bytes.")
+    report.add_argument("--datasets", default="japanese-vowels,digits", help="comma-separated (default %(default)s)")
+    report.add_argument("--hidden", default="16,32,64", help="comma-separated hidden sizes (default %(default)s)")
+    report.add_argument("--variants", default="reset_after", help="comma-separated (default %(default)s)")
+    report.add_argument("--layers", type=int, choices=(1, 2), default=1)
+    report.add_argument("--epochs", type=positive_int, default=TrainConfig().epochs)
+    report.add_argument("--out", default="runs/report", help="output directory (default %(default)s)")
+    report.set_defaults(run=command_report)
 
     info = commands.add_parser("info", help="describe a trained run", description="Load and describe RUN_DIR/model.pt.")
     info.add_argument("run_dir", help="a run directory (or its model.pt)")

@@ -4,6 +4,7 @@ Layout written here:
     runs/NAME/export/<scheme>/model.tflite   the integer one-step model
     runs/NAME/export/<scheme>/model.json     its device sidecar (quantization, normalization, classes)
     runs/NAME/export/float/step.tflite       the float32 step model of the trained network
+    runs/NAME/export/<scheme>/model.onnx     the integer one-step model (integer ONNX ops)
     runs/NAME/export/float/model.onnx        the float network on the ONNX GRU op
     runs/NAME/verify/<scheme>.json           per-backend verification against the golden model
 """
@@ -18,6 +19,7 @@ from edgegru.checkpoint import load_checkpoint
 from edgegru.data import load_dataset
 from edgegru.errors import EdgeGRUError
 from export.onnx_float import float_onnx_model
+from export.onnx_integer import quantized_step_onnx
 from export.tflite_export import device_sidecar, float_step_tflite, quantized_step_tflite
 from export.verify import verify
 
@@ -32,10 +34,11 @@ def export_run(run_dir: Path, scheme: str, fmt: str) -> dict:
         raise EdgeGRUError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     checkpoint = load_checkpoint(run_dir)
     out, float_dir = run_dir / "export" / scheme, run_dir / "export" / "float"
-    if fmt == "onnx":
-        path = write_bytes_atomic(float_dir / "model.onnx", float_onnx_model(checkpoint).SerializeToString())
-        return {"float_onnx": str(path), "float_onnx_bytes": path.stat().st_size}
     model = load_artifact(run_dir / "quant" / scheme)
+    if fmt == "onnx":
+        float_path = write_bytes_atomic(float_dir / "model.onnx", float_onnx_model(checkpoint).SerializeToString())
+        path = write_bytes_atomic(out / "model.onnx", quantized_step_onnx(model).SerializeToString())
+        return {"onnx": str(path), "onnx_bytes": path.stat().st_size, "float_onnx": str(float_path)}
     tflite = quantized_step_tflite(model)
     written = {
         "tflite": str(write_bytes_atomic(out / "model.tflite", tflite)),

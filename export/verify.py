@@ -53,11 +53,31 @@ def tflite_step(model: QuantizedModel, runner) -> Callable:
     return step
 
 
+def onnx_step_factory(backend: str) -> Callable[[QuantizedModel], Callable]:
+    def make(model: QuantizedModel):
+        from export.onnx_integer import quantized_step_onnx
+        from export.onnx_runtimes import load_onnx_runner
+
+        return onnx_step(model, load_onnx_runner(backend, quantized_step_onnx(model).SerializeToString()))
+    return make
+
+
+def onnx_step(model: QuantizedModel, run) -> Callable:
+    names = [h_out for _, h_out in model.states]
+
+    def step(x_q, state_arrays):
+        out = run({"x": x_q, **{h: s for (h, _), s in zip(model.states, state_arrays)}})
+        return out["logits"], [out[name] for name in names]
+    return step
+
+
 BACKENDS = {
     "tflm": Backend("tflm", "double", True, tflite_step_factory("tflm")),
     "tflite-runtime": Backend("tflite-runtime", "double", True, tflite_step_factory("tflite-runtime")),
     "litert-ref": Backend("litert-ref", "single", True, tflite_step_factory("litert-ref")),
     "litert": Backend("litert", "single", False, tflite_step_factory("litert")),
+    "onnxruntime": Backend("onnxruntime", "double", True, onnx_step_factory("onnxruntime")),
+    "onnx-reference": Backend("onnx-reference", "double", True, onnx_step_factory("onnx-reference")),
 }
 
 
