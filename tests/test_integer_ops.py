@@ -1,0 +1,85 @@
+"""The TFLite integer operators against float references, and their input checks."""
+
+import numpy as np
+import pytest
+
+from edgegru.errors import EdgeGRUError
+from edgegru.integer_ops import (add_int8, add_int16, fully_connected_int8, logistic_int16, mul_int8, mul_int16,
+                                 prepare_add, prepare_fully_connected, prepare_logistic, prepare_mul, prepare_tanh,
+                                 sub_int8, tanh_int8, tanh_int16)
+from edgegru.quant_params import TensorQuant
+
+ALL_INT8 = np.arange(-128, 128, dtype=np.int8)
+ALL_INT16 = np.arange(-32768, 32768, dtype=np.int16)
+
+
+def test_int8_tanh_table_is_the_correctly_rounded_function():
+    q_in, q_out = TensorQuant(0.05, 3, "int8"), TensorQuant(1 / 128, 0, "int8")
+    out = tanh_int8(ALL_INT8, prepare_tanh(q_in, q_out, "int8"))
+    expected = np.clip(np.round(np.tanh(0.05 * (ALL_INT8.astype(float) - 3)) * 128), -128, 127)
+    assert (out == expected).all()
+
+
+@pytest.mark.parametrize("scale", [2.0**-12, 3.1e-4, 1.7e-3])
+def test_int16_logistic_and_tanh_are_within_a_few_lsb_of_the_function(scale):
+    q_in, q_out = TensorQuant(scale, 0, "int16"), TensorQuant(1 / 32768, 0, "int16")
+    real = scale * ALL_INT16.astype(float)
+    logistic = logistic_int16(ALL_INT16, prepare_logistic(q_in, q_out, "int16x8"))
+    tanh = tanh_int16(ALL_INT16, prepare_tanh(q_in, q_out, "int16x8"))
+    assert np.abs(logistic / 32768 - 1 / (1 + np.exp(-real))).max() < 8 / 32768
+    assert np.abs(tanh / 32768 - np.tanh(real)).max() < 16 / 32768
+    assert np.all(np.diff(logistic.astype(int)) >= 0) and np.all(np.diff(tanh.astype(int)) >= 0)  # monotonic
+
+
+def test_add_sub_mul_int8_are_within_one_lsb_of_float():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(-128, 128, 5000).astype(np.int8), rng.integers(-128, 128, 5000).astype(np.int8)
+    qa, qb, qo = TensorQuant(0.02, -5, "int8"), TensorQuant(0.013, 7, "int8"), TensorQuant(0.04, 2, "int8")
+    ra, rb = qa.dequantize(a), qb.dequantize(b)
+    for run, prepare, real in ((add_int8, prepare_add, ra + rb), (sub_int8, prepare_add, ra - rb)):
+        out = run(a, b, prepare(qa, qb, qo, "int8"))
+        inside = np.abs(real) < 0.04 * 120
+        assert np.abs(qo.dequantize(out) - real)[inside].max() <= 0.04 * 1.0001
+    q_mul = TensorQuant(0.0003, 0, "int8")
+    out = mul_int8(a, b, prepare_mul(qa, qb, q_mul, "int8"))
+    inside = np.abs(ra * rb) < 0.0003 * 120
+    assert np.abs(q_mul.dequantize(out) - ra * rb)[inside].max() <= 0.0003 * 0.51
+
+
+def test_int16_add_and_mul_use_the_general_scale_path():
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(-32767, 32768, 5000).astype(np.int16), rng.integers(-32767, 32768, 5000).astype(np.int16)
+    qa, qb, qo = TensorQuant(3e-4, 0, "int16"), TensorQuant(7e-5, 0, "int16"), TensorQuant(4e-4, 0, "int16")
+    out = add_int16(a, b, prepare_add(qa, qb, qo, "int16x8"))
+    assert np.abs(qo.dequantize(out) - (qa.dequantize(a) + qb.dequantize(b))).max() <= 4e-4 * 0.51
+    q_mul = TensorQuant(1e-4, 0, "int16")
+    out = mul_int16(a, b, prepare_mul(qa, qb, q_mul, "int16x8"))
+    real = qa.dequantize(a) * qb.dequantize(b)
+    inside = np.abs(real) < 1e-4 * 32000
+    assert np.abs(q_mul.dequantize(out) - real)[inside].max() <= 1e-4 * 0.51
+
+
+def test_fully_connected_int8_is_within_one_lsb_and_saturates():
+    rng = np.random.default_rng(2)
+    x = rng.integers(-128, 128, (50, 10)).astype(np.int8)
+    w = rng.integers(-127, 128, (6, 10)).astype(np.int8)
+    w_scales = rng.uniform(0.001, 0.01, 6)
+    qx, qo = TensorQuant(0.03, 4, "int8"), TensorQuant(0.02, -3, "int8")
+    bias = rng.integers(-1000, 1000, 6).astype(np.int32)
+    out = fully_connected_int8(x, w, bias, prepare_fully_connected(qx, w_scales, qo, "int8"))
+    real = qx.dequantize(x) @ (w * w_scales[:, None]).T + bias * 0.03 * w_scales
+    levels = real / 0.02 - 3
+    inside, beyond = np.abs(levels) < 120, np.abs(levels) > 130
+    assert np.abs(qo.dequantize(out) - real)[inside].max() <= 0.02 * 0.51
+    assert beyond.any() and (out[beyond] == np.where(real[beyond] > 0, 127, -128)).all()
+
+
+def test_run_functions_refuse_wrong_dtypes_and_shapes():
+    q = TensorQuant(0.02, 0, "int8")
+    with pytest.raises(EdgeGRUError, match="expected int8 integers, got float32"):
+        add_int8(np.zeros(3, np.float32), np.zeros(3, np.int8), prepare_add(q, q, q, "int8"))
+    with pytest.raises(EdgeGRUError, match="input shapes differ"):
+        mul_int8(np.zeros(3, np.int8), np.zeros(4, np.int8), prepare_mul(q, q, q, "int8"))
+    with pytest.raises(EdgeGRUError, match=r"input must be \[B, 5\]"):
+        fully_connected_int8(np.zeros((2, 4), np.int8), np.zeros((3, 5), np.int8), None,
+                             prepare_fully_connected(q, np.ones(3), q, "int8"))
