@@ -118,5 +118,9 @@ def test_cli_quantize_export_verify(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads((run / "verify" / "int8.json").read_text())
     assert report["backends"]["tflm"]["mismatches"] == 0 and report["backends"]["tflm"]["steps"] == 400
+    assert cli("export", str(run), "--scheme", "int8", "--format", "onnx").returncode == 0
+    result = cli("verify", str(run), "--scheme", "int8", "--backends", "onnxruntime", "--max-sequences", "20")
+    assert result.returncode == 0 and "onnxruntime" in result.stdout, result.stderr
+    assert (run / "export" / "float" / "model.onnx").is_file() and (run / "export" / "int8" / "model.onnx").is_file()
     bad = cli("verify", str(run), "--backends", "tflm,coreml")
-    assert bad.returncode == 2 and "known: tflm, tflite-runtime, litert-ref, litert" in bad.stderr
+    assert bad.returncode == 2 and "known: tflm, tflite-runtime, litert-ref, litert, onnxruntime" in bad.stderr
