@@ -24,7 +24,7 @@ from edgegru.quantize import QuantizedModel
 class Backend:
     name: str
     rounding: str  # the golden model's rounding profile this runtime should match
-    exact: bool  # True: 0 mismatches is required; False: a measured tolerance
+    exact_schemes: tuple[str, ...]  # schemes where 0 mismatches is required; elsewhere a measured tolerance
     make_step: Callable[[QuantizedModel], Callable]  # model -> step(x_q [1, F], states) -> (logits, states)
 
 
@@ -71,13 +71,16 @@ def onnx_step(model: QuantizedModel, run) -> Callable:
     return step
 
 
+BOTH = ("int8", "int16x8")
+# LiteRT's 16x8 FULLY_CONNECTED rounds a few near-tie values differently (docs/quantization.md), and
+# XNNPACK has its own arithmetic: there a measured tolerance stands in for bit-exactness.
 BACKENDS = {
-    "tflm": Backend("tflm", "double", True, tflite_step_factory("tflm")),
-    "tflite-runtime": Backend("tflite-runtime", "double", True, tflite_step_factory("tflite-runtime")),
-    "litert-ref": Backend("litert-ref", "single", True, tflite_step_factory("litert-ref")),
-    "litert": Backend("litert", "single", False, tflite_step_factory("litert")),
-    "onnxruntime": Backend("onnxruntime", "double", True, onnx_step_factory("onnxruntime")),
-    "onnx-reference": Backend("onnx-reference", "double", True, onnx_step_factory("onnx-reference")),
+    "tflm": Backend("tflm", "double", BOTH, tflite_step_factory("tflm")),
+    "tflite-runtime": Backend("tflite-runtime", "double", BOTH, tflite_step_factory("tflite-runtime")),
+    "litert-ref": Backend("litert-ref", "single", ("int8",), tflite_step_factory("litert-ref")),
+    "litert": Backend("litert", "single", (), tflite_step_factory("litert")),
+    "onnxruntime": Backend("onnxruntime", "double", BOTH, onnx_step_factory("onnxruntime")),
+    "onnx-reference": Backend("onnx-reference", "double", BOTH, onnx_step_factory("onnx-reference")),
 }
 
 
@@ -125,7 +128,7 @@ def verify_backend(model: QuantizedModel, backend: Backend, x_q: np.ndarray, len
         "mismatches": mismatches,
         "max_abs_lsb": max_abs,
         "bit_exact": mismatches == 0,
-        "exact_required": backend.exact,
+        "exact_required": model.scheme in backend.exact_schemes,
         "accuracy": float(np.mean(predictions == y)),
         "seconds": round(time.perf_counter() - start, 2),
     }
