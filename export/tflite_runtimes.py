@@ -1,20 +1,23 @@
 """One small interface over the TFLite runtimes we check exports against.
 
-Backends:
-  "litert"          ai_edge_litert.interpreter, default op resolver (XNNPACK delegate)
+Backends (FIELD_NOTES §3 says how each rounds):
+  "litert"          ai_edge_litert.interpreter, default kernels (XNNPACK delegate), pip ai-edge-litert
   "litert-ref"      ai_edge_litert.interpreter, reference kernels (OpResolverType.BUILTIN_REF)
-  "tflite-runtime"  tflite_runtime.interpreter, reference kernels (OpResolverType.BUILTIN_REF)
-  "tflm"            TensorFlow Lite Micro's Python interpreter (tflite-micro)
+  "tflite-runtime"  tflite_runtime.interpreter, reference kernels (BUILTIN_REF), pip tflite-runtime (numpy<2)
+  "tflm"            TensorFlow Lite Micro's Python interpreter, pip tflite-micro
 
-`load_runner(backend, model_bytes)` validates the bytes first (`check_tflite_bytes`), then returns
-a `Runner` with `.inputs` / `.outputs` (lists of `TensorInfo`) and `.run(feeds) -> outputs`.
-Every failure is an `EdgeGRUError` with a message that says what went wrong.
+`load_runner(backend, model_bytes)` validates the bytes first (`check_tflite_bytes`), then returns a
+`Runner` with `.inputs` / `.outputs` (lists of `TensorInfo`: name, shape, dtype, scale, zero point)
+and `.run({name: array}) -> {name: array}`.  Every failure is an `EdgeGRUError`; the runtimes print
+their real reasons on the C-level stderr, which is captured (file descriptor 2) into the message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -23,40 +26,34 @@ import numpy as np
 
 from edgegru.errors import EdgeGRUError
 
-__all__ = [
-    "BACKENDS",
-    "TensorInfo",
-    "Runner",
-    "check_tflite_bytes",
-    "load_runner",
-]
+__all__ = ["BACKENDS", "TensorInfo", "Runner", "check_tflite_bytes", "load_runner",
+           "TFLM_MIN_ARENA", "TFLM_MAX_ARENA"]
 
 BACKENDS = ("litert", "litert-ref", "tflite-runtime", "tflm")
 
-_PIP = {
-    "litert": "ai-edge-litert",
-    "litert-ref": "ai-edge-litert",
-    "tflite-runtime": "tflite-runtime",
-    "tflm": "tflite-micro",
-}
+# TFLM's arena: under about 464 bytes it segfaults at once, and a little too small an arena can
+# segfault too (a two-layer GRU step: clean errors at 6 and 8.5-11 KiB, a crash at 8 KiB, fine from
+# 11.5 KiB).  So the automatic arena starts generous, and an explicit one is tried in a child first.
+TFLM_MIN_ARENA = 1024
+TFLM_MAX_ARENA = 64 * 1024 * 1024
+_TFLM_AUTO_MIN_ARENA = 64 * 1024
+_TFLM_OUT_OF_MEMORY = re.compile(r"missing: \d+|Failed to (allocate|resize)|Too many buffers")
+_TFLM_PROBE = """
+import sys
+from tflite_micro.python.tflite_micro import runtime
+try:
+    runtime.Interpreter.from_bytes(sys.stdin.buffer.read(), arena_size=int(sys.argv[1]))
+except Exception:
+    sys.exit(1)
+"""
 
-TFLM_MAX_ARENA = 16 * 1024 * 1024
-_TFLM_MIN_ARENA = 16 * 1024
-
-_NP_OF_TFLITE = {
-    "FLOAT32": np.float32,
-    "INT8": np.int8,
-    "UINT8": np.uint8,
-    "INT16": np.int16,
-    "INT32": np.int32,
-    "INT64": np.int64,
-    "BOOL": np.bool_,
-}
+_NP_OF_TFLITE = {"FLOAT32": np.float32, "INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16,
+                 "INT32": np.int32, "INT64": np.int64, "BOOL": np.bool_}
 
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """A graph input or output: name, shape, numpy dtype and (first) quantization parameters."""
+    """A graph input or output: real = scale * (q - zero_point) (first channel's; 0.0 / 0 if float)."""
 
     name: str
     shape: tuple
@@ -65,33 +62,44 @@ class TensorInfo:
     zero_point: int
 
 
-# ---------------------------------------------------------------------------------------------
-# Validation
-# ---------------------------------------------------------------------------------------------
+# --- validation ------------------------------------------------------------------------------
+
+
 def _schema():
     try:
         from tflite_micro.python.tflite_micro.runtime import schema_fb
     except ImportError as exc:
-        raise EdgeGRUError(f"cannot parse TFLite models: {exc}; install it with `pip install tflite-micro`") from exc
+        raise EdgeGRUError(f"cannot parse TFLite models ({exc}); `pip install tflite-micro`") from exc
     return schema_fb
 
 
 def _parse_model(data: bytes):
-    fb = _schema()
+    """The unpacked ModelT; the indices the runtimes follow blindly are checked to be in range."""
     try:
-        model = fb.ModelT.InitFromPackedBuf(bytearray(data), 0)
+        model = _schema().ModelT.InitFromPackedBuf(bytearray(data), 0)
     except Exception as exc:  # flatbuffers raises assorted errors on corrupt input
-        raise EdgeGRUError(
-            f"not a valid TFLite model: the flatbuffer ({len(data)} bytes) does not parse "
-            f"({type(exc).__name__}: {exc}); the file is probably truncated or corrupt"
-        ) from exc
+        raise EdgeGRUError(f"not a valid TFLite model: the flatbuffer ({len(data)} bytes) does not parse "
+                           f"({type(exc).__name__}: {exc}); the file is probably truncated or corrupt") from exc
     if not model.subgraphs:
         raise EdgeGRUError("not a valid TFLite model: it has no subgraph")
+    n_buffers, n_codes = len(model.buffers or []), len(model.operatorCodes or [])
+    for sg in model.subgraphs:
+        tensors = sg.tensors or []
+        used = list(sg.inputs if sg.inputs is not None else []) + list(sg.outputs if sg.outputs is not None else [])
+        for op in sg.operators or []:
+            if not 0 <= op.opcodeIndex < n_codes:
+                raise EdgeGRUError(f"not a valid TFLite model: opcode index {op.opcodeIndex} of {n_codes}")
+            used += [i for i in list(op.inputs if op.inputs is not None else []) if i != -1]
+            used += list(op.outputs if op.outputs is not None else [])
+        bad = [int(i) for i in used if not 0 <= i < len(tensors)]
+        if bad or any(not 0 <= t.buffer < max(n_buffers, 1) for t in tensors):
+            raise EdgeGRUError(f"not a valid TFLite model: tensor or buffer index out of range "
+                               f"({len(tensors)} tensors, {n_buffers} buffers); the file is corrupt")
     return model
 
 
 def check_tflite_bytes(data) -> None:
-    """Raise EdgeGRUError unless `data` looks like a parseable .tflite flatbuffer."""
+    """Raise EdgeGRUError unless `data` is a parseable .tflite flatbuffer (identifier b"TFL3")."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise EdgeGRUError(f"a TFLite model must be bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -100,117 +108,36 @@ def check_tflite_bytes(data) -> None:
     if len(data) < 8:
         raise EdgeGRUError(f"not a valid TFLite model: only {len(data)} bytes, a flatbuffer needs at least 8")
     if data[4:8] != b"TFL3":
-        raise EdgeGRUError(
-            f"not a valid TFLite model: file identifier at bytes 4..8 is {data[4:8]!r}, expected b'TFL3'"
-        )
+        raise EdgeGRUError(f"not a valid TFLite model: file identifier at bytes 4..8 is {data[4:8]!r}, "
+                           f"expected b'TFL3'")
     _parse_model(data)
 
 
-def _infos_from_model(model, indices) -> list[TensorInfo]:
-    fb = _schema()
-    names = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
-    sg = model.subgraphs[0]
-    out = []
+def _np_dtype(type_code: int) -> np.dtype:
+    names = {v: k for k, v in vars(_schema().TensorType).items() if not k.startswith("_")}
+    return np.dtype(_NP_OF_TFLITE.get(names.get(type_code), np.uint8))
+
+
+def _tensor_infos(model, indices) -> list[TensorInfo]:
+    tensors = model.subgraphs[0].tensors
+    infos = []
     for i in indices:
-        t = sg.tensors[i]
-        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
-        dtype = np.dtype(_NP_OF_TFLITE.get(names.get(t.type), np.uint8))
+        t = tensors[i]
         q = t.quantization
         scale = float(q.scale[0]) if q is not None and q.scale is not None and len(q.scale) else 0.0
-        zp = int(q.zeroPoint[0]) if q is not None and q.zeroPoint is not None and len(q.zeroPoint) else 0
+        zero_point = int(q.zeroPoint[0]) if q is not None and q.zeroPoint is not None and len(q.zeroPoint) else 0
+        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
-        out.append(TensorInfo(name, shape, dtype, scale, zp))
-    return out
+        infos.append(TensorInfo(name, shape, _np_dtype(t.type), scale, zero_point))
+    return infos
 
 
-# ---------------------------------------------------------------------------------------------
-# Runners
-# ---------------------------------------------------------------------------------------------
-class Runner:
-    """Runs one model on one backend. `run` takes and returns {tensor name: array}."""
-
-    backend: str
-    inputs: list[TensorInfo]
-    outputs: list[TensorInfo]
-
-    def run(self, feeds: dict) -> dict:
-        self._check_feeds(feeds)
-        arrays = [np.ascontiguousarray(feeds[info.name]) for info in self.inputs]
-        results = self._run(arrays)
-        return {info.name: np.array(r, copy=True) for info, r in zip(self.outputs, results)}
-
-    def _check_feeds(self, feeds) -> None:
-        if not isinstance(feeds, dict):
-            raise EdgeGRUError(f"{self.backend}: feeds must be a dict of name -> array, got {type(feeds).__name__}")
-        expected = [i.name for i in self.inputs]
-        if sorted(feeds) != sorted(expected):
-            raise EdgeGRUError(f"{self.backend}: expected inputs {expected}, got {sorted(feeds)}")
-        for info in self.inputs:
-            value = feeds[info.name]
-            if not isinstance(value, np.ndarray):
-                raise EdgeGRUError(
-                    f"{self.backend}: input {info.name!r} must be a numpy array of dtype {info.dtype}, "
-                    f"got {type(value).__name__}"
-                )
-            if value.dtype != info.dtype:
-                raise EdgeGRUError(
-                    f"{self.backend}: input {info.name!r} expected dtype {info.dtype}, got {value.dtype}"
-                )
-            if tuple(value.shape) != tuple(info.shape):
-                raise EdgeGRUError(
-                    f"{self.backend}: input {info.name!r} expected shape {tuple(info.shape)}, got {tuple(value.shape)}"
-                )
-
-    def _run(self, arrays):  # pragma: no cover - abstract
-        raise NotImplementedError
+# --- C-level stderr capture -------------------------------------------------------------------
 
 
-class _TfliteRunner(Runner):
-    def __init__(self, backend: str, interpreter):
-        self.backend = backend
-        self._interp = interpreter
-        self._in = interpreter.get_input_details()
-        self._out = interpreter.get_output_details()
-        self.inputs = [self._info(d) for d in self._in]
-        self.outputs = [self._info(d) for d in self._out]
-
-    @staticmethod
-    def _info(d) -> TensorInfo:
-        scale, zp = d.get("quantization", (0.0, 0))
-        return TensorInfo(str(d["name"]), tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]), float(scale), int(zp))
-
-    def _run(self, arrays):
-        try:
-            for d, a in zip(self._in, arrays):
-                self._interp.set_tensor(d["index"], a)
-            self._interp.invoke()
-            return [self._interp.get_tensor(d["index"]) for d in self._out]
-        except Exception as exc:
-            raise EdgeGRUError(f"{self.backend}: invoke failed: {exc}") from exc
-
-
-class _TflmRunner(Runner):
-    def __init__(self, interpreter, arena_size: int, model):
-        self.backend = "tflm"
-        self.arena_size = arena_size
-        self._interp = interpreter
-        sg = model.subgraphs[0]
-        self.inputs = _infos_from_model(model, list(sg.inputs))
-        self.outputs = _infos_from_model(model, list(sg.outputs))
-
-    def _run(self, arrays):
-        for k, a in enumerate(arrays):
-            _call_tflm("set input", lambda k=k, a=a: self._interp.set_input(a, k))
-        _call_tflm("invoke", self._interp.invoke)
-        return [_call_tflm("get output", lambda k=k: self._interp.get_output(k)) for k in range(len(self.outputs))]
-
-
-# ---------------------------------------------------------------------------------------------
-# C-level stderr capture (TFLM prints its real reasons there, not in the Python exception)
-# ---------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _capture_fd2():
-    """Redirect file descriptor 2 into a temp file; yields a list that receives the text."""
+    """Point file descriptor 2 at a temp file; yields a list that receives the captured text."""
     captured: list[str] = []
     with contextlib.suppress(Exception):
         sys.stderr.flush()
@@ -228,103 +155,211 @@ def _capture_fd2():
             captured.append(tmp.read().decode("utf-8", errors="replace"))
 
 
-def _tflm_reason(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return " | ".join(lines[-8:])
-
-
-def _call_tflm(what: str, fn):
-    with _capture_fd2() as cap:
+def _call_capturing(fn):
+    """(result, exception or None, captured C stderr text)."""
+    with _capture_fd2() as captured:
         try:
-            result = fn()
-            error = None
-        except Exception as exc:  # TFLM raises RuntimeError/ValueError with a generic text
+            result, error = fn(), None
+        except Exception as exc:  # the runtimes raise RuntimeError/ValueError with a generic text
             result, error = None, exc
-    if error is not None:
-        reason = _tflm_reason(cap[0] if cap else "")
-        detail = f"{error}" + (f"; TFLM says: {reason}" if reason else "")
-        raise EdgeGRUError(f"tflm: {what} failed: {detail}") from error
-    return result
+    return result, error, captured[0] if captured else ""
 
 
-# ---------------------------------------------------------------------------------------------
-# Loading
-# ---------------------------------------------------------------------------------------------
-def _load_litert(model_bytes: bytes, reference: bool):
-    backend = "litert-ref" if reference else "litert"
+def _reason(text: str, limit: int = 8) -> str:
+    """The last distinct non-empty lines of a runtime's stderr, joined on one line."""
+    lines = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    return " | ".join(lines[-limit:])
+
+
+def _fail(what: str, error: Exception, stderr: str, who: str = "runtime") -> EdgeGRUError:
+    reason = _reason(stderr)
+    return EdgeGRUError(f"{what}: {error}" + (f"; {who} says: {reason}" if reason else ""))
+
+
+# --- runners ----------------------------------------------------------------------------------
+
+
+class Runner:
+    """Runs one model on one backend; `run` takes and returns {tensor name: array}."""
+
+    backend: str
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+
+    def run(self, feeds: dict) -> dict:
+        """Feed every graph input (exact name, shape and dtype); returns copies of every graph output."""
+        self._check_feeds(feeds)
+        results = self._run([np.ascontiguousarray(feeds[info.name]) for info in self.inputs])
+        return {info.name: np.array(value, copy=True) for info, value in zip(self.outputs, results)}
+
+    def _check_feeds(self, feeds) -> None:
+        if not isinstance(feeds, dict):
+            raise EdgeGRUError(f"{self.backend}: feeds must be a dict of name -> array, got {type(feeds).__name__}")
+        expected = [info.name for info in self.inputs]
+        if sorted(feeds) != sorted(expected):
+            raise EdgeGRUError(f"{self.backend}: expected inputs {expected}, got {sorted(feeds)}")
+        for info in self.inputs:
+            value = feeds[info.name]
+            if not isinstance(value, np.ndarray):
+                raise EdgeGRUError(f"{self.backend}: input {info.name!r} must be a numpy array of dtype "
+                                   f"{info.dtype}, got {type(value).__name__}")
+            if value.dtype != info.dtype:
+                raise EdgeGRUError(f"{self.backend}: input {info.name!r} expected dtype {info.dtype}, "
+                                   f"got {value.dtype}")
+            if tuple(value.shape) != tuple(info.shape):
+                raise EdgeGRUError(f"{self.backend}: input {info.name!r} expected shape {tuple(info.shape)}, "
+                                   f"got {tuple(value.shape)}")
+
+    def _run(self, arrays: list) -> list:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _InterpreterRunner(Runner):
+    """LiteRT or tflite-runtime: `tf.lite.Interpreter`-style API."""
+
+    def __init__(self, backend: str, interpreter):
+        self.backend = backend
+        self._interpreter = interpreter
+        self._in, self._out = interpreter.get_input_details(), interpreter.get_output_details()
+        self.inputs = [self._info(d) for d in self._in]
+        self.outputs = [self._info(d) for d in self._out]
+
+    @staticmethod
+    def _info(d) -> TensorInfo:
+        scale, zero_point = d.get("quantization", (0.0, 0))
+        return TensorInfo(str(d["name"]), tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]),
+                          float(scale), int(zero_point))
+
+    def _invoke(self, arrays):
+        for d, array in zip(self._in, arrays):
+            self._interpreter.set_tensor(d["index"], array)
+        self._interpreter.invoke()
+        return [self._interpreter.get_tensor(d["index"]) for d in self._out]
+
+    def _run(self, arrays):
+        result, error, stderr = _call_capturing(lambda: self._invoke(arrays))
+        if error is not None:
+            raise _fail(f"{self.backend}: invoke failed", error, stderr) from error
+        return result
+
+
+class _TflmRunner(Runner):
+    """TFLite Micro; `arena_size` is the tensor arena in bytes it runs with."""
+
+    def __init__(self, interpreter, model_bytes: bytes, model, arena_size: int):
+        self.backend = "tflm"
+        self.arena_size = arena_size
+        self._interpreter = interpreter
+        self._model_bytes = model_bytes  # the interpreter may point into these bytes: keep them alive
+        sg = model.subgraphs[0]
+        self.inputs = _tensor_infos(model, list(sg.inputs))
+        self.outputs = _tensor_infos(model, list(sg.outputs))
+
+    def _invoke(self, arrays):
+        for k, array in enumerate(arrays):
+            self._interpreter.set_input(array, k)
+        self._interpreter.invoke()
+        return [self._interpreter.get_output(k) for k in range(len(self.outputs))]
+
+    def _run(self, arrays):
+        result, error, stderr = _call_capturing(lambda: self._invoke(arrays))
+        if error is not None:
+            raise _fail("tflm: invoke failed", error, stderr, who="TFLM") from error
+        return result
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _import_interpreter(backend: str):
     try:
-        from ai_edge_litert import interpreter as litert
+        if backend == "tflite-runtime":
+            from tflite_runtime import interpreter
+        else:
+            from ai_edge_litert import interpreter
     except ImportError as exc:
-        raise EdgeGRUError(f"backend {backend!r} needs `pip install ai-edge-litert` ({exc})") from exc
-    kwargs = {"model_content": bytes(model_bytes)}
-    if reference:
-        kwargs["experimental_op_resolver_type"] = litert.OpResolverType.BUILTIN_REF
-    return backend, litert.Interpreter, kwargs
+        package = "tflite-runtime" if backend == "tflite-runtime" else "ai-edge-litert"
+        raise EdgeGRUError(f"backend {backend!r} needs `pip install {package}` ({exc})") from exc
+    return interpreter
 
 
-def _load_tflite_runtime(model_bytes: bytes):
-    try:
-        from tflite_runtime import interpreter as tfl
-    except ImportError as exc:
-        raise EdgeGRUError(f"backend 'tflite-runtime' needs `pip install tflite-runtime` ({exc})") from exc
-    kwargs = {
-        "model_content": bytes(model_bytes),
-        "experimental_op_resolver_type": tfl.OpResolverType.BUILTIN_REF,
-    }
-    return "tflite-runtime", tfl.Interpreter, kwargs
+def _load_interpreter(backend: str, model_bytes: bytes) -> Runner:
+    module = _import_interpreter(backend)
+    kwargs = {"model_content": model_bytes, "num_threads": 1}
+    if backend != "litert":
+        kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_REF
 
+    def make():
+        interpreter = module.Interpreter(**kwargs)
+        interpreter.allocate_tensors()
+        return interpreter
 
-def _make_tflite_runner(backend, cls, kwargs) -> Runner:
-    with _capture_fd2() as cap:
-        try:
-            interp = cls(**kwargs)
-            interp.allocate_tensors()
-            error = None
-        except Exception as exc:
-            error = exc
+    interpreter, error, stderr = _call_capturing(make)
     if error is not None:
-        reason = _tflm_reason(cap[0] if cap else "")
-        raise EdgeGRUError(
-            f"{backend}: cannot load the model: {error}" + (f"; runtime says: {reason}" if reason else "")
-        ) from error
-    return _TfliteRunner(backend, interp)
+        raise _fail(f"{backend}: cannot load the model", error, stderr) from error
+    return _InterpreterRunner(backend, interpreter)
 
 
-def _load_tflm(model_bytes: bytes, model) -> Runner:
+def _tflm_auto_arena(model_bytes: bytes, model) -> int:
+    """8x (model + twice the non-constant tensor bytes), a power of two, at least 64 KiB: host memory
+    is cheap, and a generous arena keeps clear of TFLM's crashes on a nearly-large-enough one."""
+    activations = 0
+    for t in model.subgraphs[0].tensors:
+        if model.buffers[t.buffer].data is None:
+            shape = t.shape if t.shape is not None else []
+            activations += _np_dtype(t.type).itemsize * int(np.prod(shape, dtype=np.int64))
+    estimate = 8 * (len(model_bytes) + 2 * activations)
+    return min(max(1 << (estimate - 1).bit_length(), _TFLM_AUTO_MIN_ARENA), TFLM_MAX_ARENA)
+
+
+def _tflm_crash_signal(model_bytes: bytes, arena: int) -> int:
+    """The signal that kills TFLM allocating this model in a child process; 0 if none does."""
+    try:
+        child = subprocess.run([sys.executable, "-c", _TFLM_PROBE, str(arena)], input=model_bytes,
+                               capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        raise EdgeGRUError(f"tflm: allocating the model in a {arena}-byte arena hangs") from exc
+    return -child.returncode if child.returncode < 0 else 0
+
+
+def _load_tflm(model_bytes: bytes, model, arena_size: int | None) -> Runner:
+    """Exactly `arena_size` bytes, or a generous estimate grown 4x while TFLM reports no memory."""
     try:
         from tflite_micro.python.tflite_micro import runtime as tflm
     except ImportError as exc:
         raise EdgeGRUError(f"backend 'tflm' needs `pip install tflite-micro` ({exc})") from exc
-    arena = _TFLM_MIN_ARENA
-    last_error, last_reason = None, ""
-    while arena <= TFLM_MAX_ARENA:
-        with _capture_fd2() as cap:
-            try:
-                interp = tflm.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena)
-                error = None
-            except Exception as exc:
-                interp, error = None, exc
+    if arena_size is not None:
+        if not TFLM_MIN_ARENA <= arena_size <= TFLM_MAX_ARENA:
+            raise EdgeGRUError(f"tflm: arena size {arena_size} bytes is outside [{TFLM_MIN_ARENA}, "
+                               f"{TFLM_MAX_ARENA}] (TFLM crashes on arenas under about 464 bytes)")
+        signal = _tflm_crash_signal(model_bytes, arena_size)
+        if signal:
+            raise EdgeGRUError(f"tflm: cannot load the model: TFLM crashes (signal {signal}) allocating it in "
+                               f"a {arena_size}-byte arena, which is too small; give it more")
+    arena = arena_size or _tflm_auto_arena(model_bytes, model)
+    while True:
+        interpreter, error, stderr = _call_capturing(
+            lambda: tflm.Interpreter.from_bytes(model_bytes, arena_size=arena))
         if error is None:
-            return _TflmRunner(interp, arena, model)
-        last_error, last_reason = error, _tflm_reason(cap[0] if cap else "")
-        # Only a too-small arena is worth retrying; any other reason is final.
-        if "arena" not in last_reason.lower() and "allocate" not in last_reason.lower():
+            return _TflmRunner(interpreter, model_bytes, model, arena)
+        out_of_memory = _TFLM_OUT_OF_MEMORY.search(stderr) is not None
+        if arena_size is not None or not out_of_memory or arena >= TFLM_MAX_ARENA:
             break
-        arena *= 2
-    raise EdgeGRUError(
-        f"tflm: cannot load the model (arena up to {arena} bytes): {last_error}"
-        + (f"; TFLM says: {last_reason}" if last_reason else "")
-    ) from last_error
+        arena = min(4 * arena, TFLM_MAX_ARENA)
+    hint = f" (arena {arena} bytes too small)" if out_of_memory else ""
+    raise _fail(f"tflm: cannot load the model{hint}", error, stderr, who="TFLM") from error
 
 
-def load_runner(backend: str, model_bytes: bytes) -> Runner:
-    """Validate `model_bytes` and return a Runner for `backend` (one of BACKENDS)."""
+def load_runner(backend: str, model_bytes: bytes, *, tflm_arena_size: int | None = None) -> Runner:
+    """Validate `model_bytes` and return a Runner for `backend` (one of BACKENDS).
+
+    `tflm_arena_size` (bytes, "tflm" only): use exactly this arena instead of a generous one grown
+    until the model allocates; it is tried in a child process first, since TFLM may crash on it.
+    """
     if backend not in BACKENDS:
         raise EdgeGRUError(f"unknown TFLite backend {backend!r}; known backends: {', '.join(BACKENDS)}")
     check_tflite_bytes(model_bytes)
     model_bytes = bytes(model_bytes)
     if backend == "tflm":
-        return _load_tflm(model_bytes, _parse_model(model_bytes))
-    if backend == "tflite-runtime":
-        return _make_tflite_runner(*_load_tflite_runtime(model_bytes))
-    return _make_tflite_runner(*_load_litert(model_bytes, reference=(backend == "litert-ref")))
+        return _load_tflm(model_bytes, _parse_model(model_bytes), tflm_arena_size)
+    return _load_interpreter(backend, model_bytes)

@@ -1,7 +1,10 @@
 """Single-op TFLite models built with our GraphBuilder, run on every runtime.
 
-TFLM and tflite-runtime (reference kernels) must agree bit for bit on every op, int8 and 16x8;
-the LiteRT backends are run too (their disagreements are measured, not asserted: see FIELD_NOTES §3).
+TFLM and tflite-runtime (reference kernels) must agree bit for bit on every op, int8 and 16x8.  The
+LiteRT backends are run too: their disagreements are measured and recorded (`record_property`, and
+printed with `pytest -s`), and asserted only where FIELD_NOTES §3 says every runtime agrees (int8
+ADD, LOGISTIC, TANH).  Then TFLM is checked against the numpy operators of `edgegru.integer_ops`
+(double rounding), and LiteRT's reference FULLY_CONNECTED against their single rounding.
 """
 
 from __future__ import annotations
@@ -10,126 +13,226 @@ import hashlib
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
+from edgegru import integer_ops
 from edgegru.errors import EdgeGRUError
+from edgegru.quant_params import TensorQuant
 from export.tflite_builder import GraphBuilder
 from export.tflite_runtimes import BACKENDS, check_tflite_bytes, load_runner
 
 OPS = ("fully_connected", "add", "sub", "mul", "logistic", "tanh")
-MODES = ("int8", "16x8")
-ROWS, IN, OUT = 16, 24, 12  # FC: [ROWS, IN] x [OUT, IN]^T; elementwise ops: [ROWS, IN]
+MODES = ("int8", "int16x8")
+ROWS, IN, OUT = 256, 32, 16  # FULLY_CONNECTED: [ROWS, IN] x [OUT, IN]^T -> [ROWS, OUT]
+SHAPE = (64, 64)  # elementwise ops
+ALL_RUNTIMES_AGREE_INT8 = ("add", "logistic", "tanh")  # FIELD_NOTES §3, XNNPACK included
 
 
-def _act_range(mode):
+@dataclass
+class SingleOp:
+    """One op's model, its feeds, and the quantization it was built with (for golden models)."""
+
+    op: str
+    mode: str
+    model: bytes
+    feeds: dict
+    inputs: list  # TensorQuant of each activation input, in feed order
+    output: TensorQuant
+    consts: dict = field(default_factory=dict)  # FULLY_CONNECTED: weights, weight_scales, bias
+
+
+def _activation(mode):
     return (np.int8, -128, 127) if mode == "int8" else (np.int16, -32768, 32767)
 
 
-def build_single_op(op: str, mode: str, seed: int = 0):
-    """Return (model_bytes, feeds) for one op with seeded random scales, zero points and data."""
-    rng = np.random.default_rng([seed, OPS.index(op), MODES.index(mode)])
-    act, lo, hi = _act_range(mode)
+def build_single_op(op: str, mode: str, seed: int = 0, pot_input: bool = False) -> SingleOp:
+    """A one-op model with seeded random scales, zero points, constants and feeds.
 
-    def zp():
-        return int(rng.integers(-20, 21)) if mode == "int8" else 0
+    int8: activations int8 with zero points in [-20, 20]; 16x8: int16 activations, zero point 0, int8
+    per-channel weights, int64 bias.  LOGISTIC/TANH outputs use the spec's fixed parameters.
+    `pot_input`: 16x8 LOGISTIC/TANH input scale 2^-12 (the runtimes' special path).
+    """
+    rng = np.random.default_rng([seed, OPS.index(op), MODES.index(mode), int(pot_input)])
+    act, lo, hi = _activation(mode)
+    dtype = np.dtype(act).name
+    small, large = ((0.01, 0.1) if mode == "int8" else (1e-4, 1e-3))
+
+    def quant(scale):
+        zero_point = int(rng.integers(-20, 21)) if mode == "int8" else 0
+        return TensorQuant(float(np.float32(scale)), zero_point, dtype)
 
     def data(shape):
         return rng.integers(lo, hi + 1, size=shape).astype(act)
 
+    def activation_tensor(b, name, shape, q):
+        return b.tensor(name, shape, act, q.scale, q.zero_point)
+
     b = GraphBuilder(f"single {op} {mode}")
     if op == "fully_connected":
-        s_in = float(rng.uniform(0.01, 0.1)) if mode == "int8" else float(rng.uniform(1e-4, 1e-3))
-        s_w = rng.uniform(0.002, 0.02, OUT)
-        w = rng.integers(-127, 128, size=(OUT, IN)).astype(np.int8)
-        bias_dtype = np.int32 if mode == "int8" else np.int64
-        bias = rng.integers(-3000, 3001, size=OUT).astype(bias_dtype)
-        x = b.tensor("x", [ROWS, IN], act, s_in, zp())
-        wt = b.tensor("w", [OUT, IN], np.int8, s_w.tolist(), 0, quantized_dimension=0, data=w)
-        bt = b.tensor("bias", [OUT], bias_dtype, (s_in * s_w).tolist(), 0, quantized_dimension=0, data=bias)
-        # output range about 3 standard deviations of the accumulator: few values saturate
-        s_out = s_in * float(s_w.mean()) * 127.0 * np.sqrt(IN)
-        y = b.tensor("y", [ROWS, OUT], act, float(s_out), zp())
-        b.op(op, [x, wt, bt], [y])
-        return b.finish([x], [y]), {"x": data((ROWS, IN))}
+        q_in = quant(rng.uniform(small, large))
+        w_scales = rng.uniform(0.002, 0.02, OUT).astype(np.float32).astype(np.float64)
+        weights = rng.integers(-127, 128, size=(OUT, IN)).astype(np.int8)
+        bias = rng.integers(-3000, 3001, size=OUT).astype(np.int32 if mode == "int8" else np.int64)
+        # about 3 standard deviations of the accumulator fill the output range: few values saturate
+        q_out = quant(q_in.scale * w_scales.mean() * 127.0 * np.sqrt(IN))
+        x = activation_tensor(b, "x", [ROWS, IN], q_in)
+        w = b.tensor("w", [OUT, IN], np.int8, w_scales.tolist(), 0, quantized_dimension=0, data=weights)
+        bt = b.tensor("bias", [OUT], bias.dtype, (q_in.scale * w_scales).tolist(), 0, data=bias)
+        y = activation_tensor(b, "y", [ROWS, OUT], q_out)
+        b.op("FULLY_CONNECTED", [x, w, bt], [y])
+        return SingleOp(op, mode, b.finish([x], [y]), {"x": data((ROWS, IN))}, [q_in], q_out,
+                        {"weights": weights, "weight_scales": w_scales, "bias": bias})
     if op in ("add", "sub", "mul"):
-        scale = (lambda: float(rng.uniform(0.01, 0.1))) if mode == "int8" else (lambda: float(rng.uniform(1e-4, 1e-3)))
-        s_a, s_b, s_y = scale(), scale(), scale()
-        if op == "mul":  # product range mapped to about 3x the output range
-            s_y = hi * s_a * s_b / 3.0
-        a = b.tensor("a", [ROWS, IN], act, s_a, zp())
-        c = b.tensor("b", [ROWS, IN], act, s_b, zp())
-        y = b.tensor("y", [ROWS, IN], act, s_y, zp())
-        b.op(op, [a, c], [y])
-        return b.finish([a, c], [y]), {"a": data((ROWS, IN)), "b": data((ROWS, IN))}
-    # logistic / tanh
-    s_in = float(rng.uniform(0.02, 0.08)) if mode == "int8" else float(rng.uniform(1e-4, 3e-4))
-    x = b.tensor("x", [ROWS, IN], act, s_in, zp())
+        q_a, q_b = quant(rng.uniform(small, large)), quant(rng.uniform(small, large))
+        # MUL: the product range maps to about 3x the output range
+        q_y = quant(hi * q_a.scale * q_b.scale / 3.0 if op == "mul" else rng.uniform(small, large))
+        a = activation_tensor(b, "a", list(SHAPE), q_a)
+        c = activation_tensor(b, "b", list(SHAPE), q_b)
+        y = activation_tensor(b, "y", list(SHAPE), q_y)
+        b.op(op.upper(), [a, c], [y])
+        return SingleOp(op, mode, b.finish([a, c], [y]), {"a": data(SHAPE), "b": data(SHAPE)}, [q_a, q_b], q_y)
+    # LOGISTIC / TANH
     if mode == "int8":
-        s_out, zp_out = (1 / 256, -128) if op == "logistic" else (1 / 128, 0)
+        q_in = quant(rng.uniform(0.02, 0.08))
+        q_out = TensorQuant(1 / 256, -128, dtype) if op == "logistic" else TensorQuant(1 / 128, 0, dtype)
+        xs = (np.arange(np.prod(SHAPE)) % 256 - 128).astype(np.int8).reshape(SHAPE)  # every int8 value
     else:
-        s_out, zp_out = 1 / 32768, 0
-    y = b.tensor("y", [ROWS, IN], act, s_out, zp_out)
-    b.op(op, [x], [y])
-    xs = data((ROWS, IN))
-    if mode == "int8":  # cover every int8 input value
-        xs = (np.arange(ROWS * IN) % 256 - 128).astype(np.int8).reshape(ROWS, IN)
-    return b.finish([x], [y]), {"x": xs}
+        q_in = quant(2.0**-12 if pot_input else rng.uniform(1e-4, 3e-4))
+        q_out = TensorQuant(1 / 32768, 0, dtype)
+        xs = data(SHAPE)
+    x = activation_tensor(b, "x", list(SHAPE), q_in)
+    y = activation_tensor(b, "y", list(SHAPE), q_out)
+    b.op(op.upper(), [x], [y])
+    return SingleOp(op, mode, b.finish([x], [y]), {"x": xs}, [q_in], q_out)
 
 
-def run_all(model: bytes, feeds: dict) -> dict[str, np.ndarray]:
+def run_all(case: SingleOp) -> dict[str, np.ndarray]:
+    """{backend: the single output} for every backend."""
     out = {}
     for backend in BACKENDS:
-        runner = load_runner(backend, model)
-        (value,) = runner.run(feeds).values()
+        (value,) = load_runner(backend, case.model).run(case.feeds).values()
         out[backend] = value
     return out
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("op", OPS)
-def test_single_op_tflm_matches_tflite_runtime(op, mode):
-    model, feeds = build_single_op(op, mode)
-    results = run_all(model, feeds)
-    act = _act_range(mode)[0]
+CASES = [(op, mode, False) for op in OPS for mode in MODES] + [(op, "int16x8", True) for op in ("logistic", "tanh")]
+
+
+def _case_id(case):
+    op, mode, pot = case
+    return f"{op}-{mode}" + ("-pot-input" if pot else "")
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_single_op_on_every_runtime(case, record_property):
+    single = build_single_op(case[0], case[1], pot_input=case[2])
+    results = run_all(single)
+    act = _activation(single.mode)[0]
     for backend, value in results.items():
-        assert value.dtype == act, backend
-        assert value.shape == results["tflm"].shape, backend
+        assert value.dtype == act and value.shape == results["tflm"].shape, backend
     ref = results["tflite-runtime"]
-    # not degenerate: the output is not a single saturated value
-    assert len(np.unique(ref)) > 8
-    mismatches = int(np.count_nonzero(results["tflm"] != ref))
-    assert mismatches == 0, f"{op} {mode}: TFLM differs from tflite-runtime on {mismatches}/{ref.size} values"
+    assert len(np.unique(ref)) > 8, "degenerate test: the output is (nearly) constant"
+    mismatches = {b: int(np.count_nonzero(v != ref)) for b, v in results.items()}
+    max_lsb = {b: int(np.abs(v.astype(np.int64) - ref).max()) for b, v in results.items()}
+    record_property("mismatches_vs_tflite_runtime", mismatches)
+    print(f"{_case_id(case)}: {ref.size} values; mismatches vs tflite-runtime {mismatches}, max LSB {max_lsb}")
+    # holds for every op at seed 0; int16 MUL can differ by 1 LSB at other scales (see the test below)
+    assert mismatches["tflm"] == 0, f"TFLM differs from tflite-runtime on {mismatches['tflm']}/{ref.size} values"
+    if single.mode == "int8" and single.op in ALL_RUNTIMES_AGREE_INT8:
+        assert mismatches == dict.fromkeys(BACKENDS, 0)
+
+
+def test_int16_mul_differs_between_tflite_and_tflm_by_at_most_one_lsb():
+    """TFLite computes the int16 MUL multiplier s1*s2/s_out in float32, TFLM in double (FIELD_NOTES §3):
+    where the two round to different Q31 multipliers, outputs differ by 1 LSB (seed 0 has none)."""
+    for seed in range(6):
+        case = build_single_op("mul", "int16x8", seed=seed)
+        tflm, ref = (load_runner(backend, case.model).run(case.feeds)["y"].astype(np.int64)
+                     for backend in ("tflm", "tflite-runtime"))
+        assert np.abs(tflm - ref).max() <= 1 and np.count_nonzero(tflm != ref) <= ref.size // 1000, seed
+
+
+def golden_single_op(case: SingleOp, rounding: str) -> np.ndarray:
+    """The op computed by edgegru.integer_ops, with the requantization rounding "double" or "single"."""
+    scheme = case.mode
+    if case.op == "fully_connected":
+        params = integer_ops.prepare_fully_connected(case.inputs[0], case.consts["weight_scales"], case.output, scheme)
+        run = integer_ops.fully_connected_int8 if scheme == "int8" else integer_ops.fully_connected_int16x8
+        return run(case.feeds["x"], case.consts["weights"], case.consts["bias"], params, rounding=rounding)
+    suffix = "int8" if scheme == "int8" else "int16"
+    run = getattr(integer_ops, f"{case.op}_{suffix}")
+    if case.op in ("add", "sub", "mul"):
+        prepare = integer_ops.prepare_mul if case.op == "mul" else integer_ops.prepare_add
+        params = prepare(case.inputs[0], case.inputs[1], case.output, scheme)
+        return run(case.feeds["a"], case.feeds["b"], params, rounding=rounding)
+    params = getattr(integer_ops, f"prepare_{case.op}")(case.inputs[0], case.output, scheme)
+    return run(case.feeds["x"], params)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_tflm_matches_integer_ops(case, seed):
+    single = build_single_op(case[0], case[1], seed=seed, pot_input=case[2])
+    tflm = load_runner("tflm", single.model).run(single.feeds)["y"]
+    expected = golden_single_op(single, "double")
+    assert expected.dtype == tflm.dtype
+    mismatches = int(np.count_nonzero(tflm != expected))
+    assert mismatches == 0, f"TFLM differs from integer_ops on {mismatches}/{tflm.size} values"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("mode", MODES)
+def test_litert_ref_fully_connected_matches_single_rounding(mode, seed):
+    single = build_single_op("fully_connected", mode, seed=seed)
+    litert_ref = load_runner("litert-ref", single.model).run(single.feeds)["y"]
+    assert np.array_equal(litert_ref, golden_single_op(single, "single"))
+    assert not np.array_equal(litert_ref, golden_single_op(single, "double"))  # the roundings do differ here
 
 
 def test_runner_metadata():
-    model, feeds = build_single_op("add", "int8")
+    case = build_single_op("add", "int8")
     for backend in BACKENDS:
-        r = load_runner(backend, model)
-        assert [i.name for i in r.inputs] == ["a", "b"]
-        assert [o.name for o in r.outputs] == ["y"]
-        assert r.inputs[0].shape == (ROWS, IN)
-        assert r.inputs[0].dtype == np.int8
-        assert r.inputs[0].scale > 0
+        r = load_runner(backend, case.model)
+        assert [i.name for i in r.inputs] == ["a", "b"] and [o.name for o in r.outputs] == ["y"], backend
+        a = r.inputs[0]
+        assert (a.shape, a.dtype) == (SHAPE, np.int8), backend
+        assert np.float32(a.scale) == np.float32(case.inputs[0].scale) and a.zero_point == case.inputs[0].zero_point
+        assert r.outputs[0].zero_point == case.output.zero_point, backend
 
 
-# ----------------------------------------------------------------------------------------------
-# Error paths
-# ----------------------------------------------------------------------------------------------
+def test_extra_op_kinds_run_everywhere():
+    """QUANTIZE float32 -> int8, CONCATENATION of two int8 tensors, DEQUANTIZE back to float32."""
+    scale, zero_point = 0.05, 3
+    b = GraphBuilder("quantize concat dequantize")
+    x = b.tensor("x", [2, 5], np.float32)
+    h = b.tensor("h", [2, 3], np.int8, scale, zero_point)
+    xq = b.tensor("xq", [2, 5], np.int8, scale, zero_point)
+    cat = b.tensor("cat", [2, 8], np.int8, scale, zero_point)
+    y = b.tensor("y", [2, 8], np.float32)
+    b.op("QUANTIZE", [x], [xq])
+    b.op("CONCATENATION", [xq, h], [cat], axis=1)
+    b.op("DEQUANTIZE", [cat], [y])
+    model = b.finish([x, h], [y])
+    xs = np.linspace(-3, 3, 10, dtype=np.float32).reshape(2, 5)
+    hs = np.array([[-128, 0, 127], [1, 2, 3]], np.int8)
+    expected = np.concatenate([np.clip(np.round(xs / scale) + zero_point, -128, 127), hs], axis=1)
+    for backend in BACKENDS:
+        out = load_runner(backend, model).run({"x": xs, "h": hs})["y"]
+        np.testing.assert_allclose(out, (expected - zero_point) * scale, rtol=1e-6, err_msg=backend)
+
+
+# --- error paths -------------------------------------------------------------------------------
+
+
 def _good_model():
-    return build_single_op("logistic", "int8")[0]
+    return build_single_op("logistic", "int8").model
 
 
-@pytest.mark.parametrize(
-    "data, words",
-    [
-        (b"", "empty"),
-        (b"TFL3", "only 4 bytes"),
-        (b"\x89PNG\r\n\x1a\n" + bytes(200), "TFL3"),
-    ],
-    ids=["empty", "tiny", "png"],
-)
+@pytest.mark.parametrize("data, words", [(b"", "empty"), (b"TFL3", "only 4 bytes"),
+                                          (b"\x89PNG\r\n\x1a\n" + bytes(200), "TFL3")], ids=["empty", "tiny", "png"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bad_bytes_rejected(backend, data, words):
     with pytest.raises(EdgeGRUError, match=words):
@@ -146,90 +249,123 @@ def test_truncated_model_rejected():
             load_runner(backend, model[: len(model) // 2])
 
 
+def test_out_of_range_tensor_index_rejected_before_any_runtime_sees_it():
+    import flatbuffers
+    from tflite_micro.python.tflite_micro.runtime import schema_fb
+
+    model = schema_fb.ModelT.InitFromPackedBuf(bytearray(_good_model()), 0)
+    model.subgraphs[0].operators[0].inputs = [99]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    with pytest.raises(EdgeGRUError, match="index out of range"):
+        load_runner("tflm", bytes(builder.Output()))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_wrong_feeds_rejected(backend):
     runner = load_runner(backend, _good_model())
-    good = np.zeros((ROWS, IN), np.int8)
-    with pytest.raises(EdgeGRUError, match=r"expected shape \(16, 24\), got \(16, 25\)"):
-        runner.run({"x": np.zeros((ROWS, IN + 1), np.int8)})
-    with pytest.raises(EdgeGRUError, match="expected dtype int8, got float32"):
+    good = np.zeros(SHAPE, np.int8)
+    with pytest.raises(EdgeGRUError, match=r"input 'x' expected shape \(64, 64\), got \(64, 65\)"):
+        runner.run({"x": np.zeros((64, 65), np.int8)})
+    with pytest.raises(EdgeGRUError, match="input 'x' expected dtype int8, got float32"):
         runner.run({"x": good.astype(np.float32)})
     with pytest.raises(EdgeGRUError, match=r"expected inputs \['x'\], got \['input'\]"):
         runner.run({"input": good})
-    assert runner.run({"x": good})["y"].shape == (ROWS, IN)
+    with pytest.raises(EdgeGRUError, match="must be a numpy array"):
+        runner.run({"x": good.tolist()})
+    assert runner.run({"x": good})["y"].shape == SHAPE
 
 
-def test_unknown_backend():
+def test_unknown_backend_lists_the_known_ones():
     with pytest.raises(EdgeGRUError, match="litert, litert-ref, tflite-runtime, tflm"):
         load_runner("tensorflow", _good_model())
 
 
-def test_missing_runtime_package_names_pip_package(monkeypatch):
-    monkeypatch.setitem(sys.modules, "tflite_runtime", None)
-    with pytest.raises(EdgeGRUError, match="pip install tflite-runtime"):
-        load_runner("tflite-runtime", _good_model())
+@pytest.mark.parametrize("module, backend, package", [("tflite_runtime", "tflite-runtime", "tflite-runtime"),
+                                                      ("ai_edge_litert", "litert-ref", "ai-edge-litert")])
+def test_missing_runtime_package_names_the_pip_package(monkeypatch, module, backend, package):
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(EdgeGRUError, match=f"pip install {package}"):
+        load_runner(backend, _good_model())
 
 
-def test_tflm_failure_reports_c_level_reason():
-    """int8 LOGISTIC with output zero point 0: TFLM rejects it, and says why only on C stderr."""
-    b = GraphBuilder("bad logistic")
+def test_tflm_failure_reports_the_c_level_reason():
+    """int8 LOGISTIC with output zero point 0: TFLM refuses it and says why only on C stderr."""
+    b = GraphBuilder("bad logistic", strict=False)
     x = b.tensor("x", [1, 8], np.int8, 0.05, 0)
     y = b.tensor("y", [1, 8], np.int8, 1 / 256, 0)  # must be -128
-    b.op("logistic", [x], [y])
-    model = b.finish([x], [y])
+    b.op("LOGISTIC", [x], [y])
     with pytest.raises(EdgeGRUError) as info:
-        load_runner("tflm", model)
-    msg = str(info.value)
-    assert "zero_point" in msg and "-128" in msg and "LOGISTIC" in msg, msg
-    # fd 2 is restored afterwards
-    os.write(2, b"")
+        load_runner("tflm", b.finish([x], [y]))
+    message = str(info.value)
+    assert "TFLM says" in message and "zero_point" in message and "-128" in message and "LOGISTIC" in message
+    os.write(2, b"")  # file descriptor 2 is usable again
 
 
-# ----------------------------------------------------------------------------------------------
-# Builder determinism
-# ----------------------------------------------------------------------------------------------
+def test_tflm_arena_too_small_reports_the_c_level_reason():
+    model = build_single_op("fully_connected", "int16x8").model
+    with pytest.raises(EdgeGRUError, match=r"arena 1024 bytes too small.*TFLM says:.*missing: \d+"):
+        load_runner("tflm", model, tflm_arena_size=1024)
+    with pytest.raises(EdgeGRUError, match="outside"):
+        load_runner("tflm", model, tflm_arena_size=256)  # TFLM itself would segfault
+    assert load_runner("tflm", model).arena_size >= 64 * 1024  # generous by default
+
+
+# --- builder -----------------------------------------------------------------------------------
+
+
 def test_builder_is_deterministic():
-    for op in OPS:
-        for mode in MODES:
-            assert build_single_op(op, mode)[0] == build_single_op(op, mode)[0]
-    assert build_single_op("mul", "int8", seed=1)[0] != build_single_op("mul", "int8", seed=2)[0]
+    for op, mode, pot in CASES:
+        assert build_single_op(op, mode, pot_input=pot).model == build_single_op(op, mode, pot_input=pot).model
+    assert build_single_op("mul", "int8", seed=1).model != build_single_op("mul", "int8", seed=2).model
 
 
 def test_builder_is_deterministic_across_processes():
-    code = (
-        "import hashlib, sys; sys.path.insert(0, 'tests'); "
-        "from test_tflite_runtimes import build_single_op; "
-        "print(hashlib.sha256(build_single_op('fully_connected', '16x8')[0]).hexdigest())"
-    )
+    code = ("import hashlib, sys; sys.path.insert(0, 'tests'); from test_tflite_runtimes import build_single_op; "
+            "print(hashlib.sha256(build_single_op('fully_connected', 'int16x8').model).hexdigest())")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONHASHSEED="12345", PYTHONPATH=root)
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == hashlib.sha256(build_single_op("fully_connected", "16x8")[0]).hexdigest()
+    assert out.stdout.strip() == hashlib.sha256(build_single_op("fully_connected", "int16x8").model).hexdigest()
 
 
-def test_builder_header_and_sentinel():
-    model = _good_model()
+def test_builder_header_codes_and_options():
+    from tflite_micro.python.tflite_micro.runtime import schema_fb as fb
+
+    model = build_single_op("add", "int16x8").model
     assert model[4:8] == b"TFL3"
-    from tflite_micro.python.tflite_micro.runtime import schema_fb
-
-    m = schema_fb.ModelT.InitFromPackedBuf(bytearray(model), 0)
-    assert m.version == 3
-    assert m.buffers[0].data is None
-    code = m.operatorCodes[0]
-    assert code.builtinCode == schema_fb.BuiltinOperator.LOGISTIC
-    assert code.deprecatedBuiltinCode == min(code.builtinCode, 127)
-    assert code.version == 1
+    m = fb.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    assert m.version == 3 and m.buffers[0].data is None
+    (code,) = m.operatorCodes
+    assert (code.builtinCode, code.deprecatedBuiltinCode, code.version) == (fb.BuiltinOperator.ADD, 0, 1)
+    assert m.subgraphs[0].operators[0].builtinOptions.potScaleInt16 is False
 
 
 def test_builder_rejects_bad_calls():
     b = GraphBuilder("bad")
     x = b.tensor("x", [2, 3], np.int8, 0.1, 0)
+    x16 = b.tensor("x16", [2, 3], np.int16, 1e-3, 0)
+    w = b.tensor("w", [4, 3], np.int8, [0.1] * 4, 0, data=np.zeros((4, 3), np.int8))
+    b32 = b.tensor("b32", [4], np.int32, data=np.zeros(4, np.int32))
+    y16 = b.tensor("y16", [2, 4], np.int16, 1e-3, 0)
     with pytest.raises(EdgeGRUError, match="used twice"):
         b.tensor("x", [2, 3], np.int8, 0.1, 0)
     with pytest.raises(EdgeGRUError, match="per-channel"):
-        b.tensor("w", [4, 3], np.int8, [0.1, 0.2], 0, data=np.zeros((4, 3), np.int8))
-    with pytest.raises(EdgeGRUError, match="unknown op kind"):
-        b.op("conv", [x], [x])
+        b.tensor("w2", [4, 3], np.int8, [0.1, 0.2], 0, data=np.zeros((4, 3), np.int8))
+    with pytest.raises(EdgeGRUError, match=r"expected int8 \[4, 3\]"):
+        b.tensor("w3", [4, 3], np.int8, data=np.zeros((4, 3), np.int16))
+    with pytest.raises(EdgeGRUError, match="unknown op kind 'CONV_2D'"):
+        b.op("conv_2d", [x], [x])
     with pytest.raises(EdgeGRUError, match="out of range"):
-        b.op("tanh", [x], [7])
+        b.op("TANH", [x], [7])
+    with pytest.raises(EdgeGRUError, match="expected 2 inputs"):
+        b.op("ADD", [x], [x])
+    with pytest.raises(EdgeGRUError, match=r"unknown option\(s\) \['axis'\]"):
+        b.op("ADD", [x, x], [x], axis=1)
+    with pytest.raises(EdgeGRUError, match="scale 0.00390625 and zero point -128"):
+        b.op("LOGISTIC", [x], [x])
+    with pytest.raises(EdgeGRUError, match="int64 bias"):
+        b.op("FULLY_CONNECTED", [x16, w, b32], [y16])
+    with pytest.raises(EdgeGRUError, match="int64 bias"):
+        b.op("FULLY_CONNECTED", [x16, w, -1], [y16])
