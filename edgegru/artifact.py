@@ -26,7 +26,7 @@ from edgegru.quant_params import SCHEMES, TensorQuant
 from edgegru.quantize import QuantizedModel
 
 FORMAT = "edgegru-quantized"
-VERSION = 1
+VERSION = 2  # 2: FULLY_CONNECTED params carry the real multiplier (LiteRT's requantization)
 TENSORS_FILE, SPEC_FILE = "model.npz", "spec.json"
 
 

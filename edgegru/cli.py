@@ -122,6 +122,28 @@ def command_report(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}/report.json, report.md and accuracy_vs_size.png")
 
 
+def command_firmware(args: argparse.Namespace) -> None:
+    from edgegru.artifact import load_artifact
+    from firmware_sim.firmware_run import firmware_run
+
+    run_dir = Path(args.run_dir)
+    model = load_artifact(run_dir / "quant" / args.scheme)
+    dataset = load_dataset(load_checkpoint(run_dir).dataset)
+    reports = firmware_run(model, dataset.test, args.targets.split(","), run_dir / "firmware" / args.scheme,
+                           args.clock_mhz, args.max_sequences)
+    print(f"{dataset.name} {args.scheme}: generated C, every element of every step against the golden model")
+    print(f"  {'target':<12}{'steps':>9}{'mismatches':>12}{'flash B':>9}{'stack B':>9}{'instr/step':>12}"
+          f"{'MAC/step':>10}{'instr/MAC':>11}{f'us @{args.clock_mhz:g}MHz':>13}")
+    for r in reports:
+        cell = lambda key, fmt="{:,}": fmt.format(r[key]) if r.get(key) is not None else "-"
+        print(f"  {r['target']:<12}{r['steps']:>9,}{r['mismatches']:>12,}{cell('flash_bytes'):>9}{cell('stack_bytes'):>9}"
+              f"{cell('instructions_per_step_median'):>12}{cell('macs_per_step'):>10}"
+              f"{cell('instructions_per_mac', '{:.2f}'):>11}{cell('microseconds_per_step', '{:.1f}'):>13}")
+    if any(r["mismatches"] for r in reports):
+        raise EdgeGRUError("the generated C does not match the golden model on: "
+                           + ", ".join(r["target"] for r in reports if r["mismatches"]))
+
+
 def command_info(args: argparse.Namespace) -> None:
     checkpoint = load_checkpoint(Path(args.run_dir))
     config = checkpoint.model.config
@@ -182,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("run_dir")
     verify.add_argument("--scheme", choices=SCHEMES, default="int8", help="(default %(default)s)")
     verify.add_argument("--backends", default="tflm,tflite-runtime,litert,litert-ref",
-                        help="comma-separated: tflm, tflite-runtime, litert, litert-ref, onnxruntime, onnx-reference "
-                             "(default %(default)s)")
+                        help="comma-separated: tflm, tflite-runtime, litert, litert-ref, onnxruntime, onnx-reference, "
+                             "c-host, cortex-m4, cortex-m55 (default %(default)s)")
     verify.add_argument("--max-sequences", type=positive_int, help="verify only the first N test sequences")
     verify.set_defaults(run=command_verify)
 
@@ -198,6 +220,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--epochs", type=positive_int, default=TrainConfig().epochs)
     report.add_argument("--out", default="runs/report", help="output directory (default %(default)s)")
     report.set_defaults(run=command_report)
+
+    firmware = commands.add_parser(
+        "firmware", help="portable C for microcontrollers, run on host and emulated Cortex-M",
+        description="Generate C from the quantized artifact, build and run it on each target over the test "
+                    "split, compare every element with the golden model, and measure flash, stack and "
+                    "instructions per step (exact, from QEMU); writes RUN_DIR/firmware/SCHEME/TARGET/.")
+    firmware.add_argument("run_dir")
+    firmware.add_argument("--scheme", choices=SCHEMES, default="int8")
+    firmware.add_argument("--targets", default="host,cortex-m4,cortex-m55",
+                          help="comma-separated: host, host-clang, cortex-m3, cortex-m4, cortex-m7, cortex-m33, "
+                               "cortex-m55 (default %(default)s)")
+    firmware.add_argument("--clock-mhz", type=float, default=100.0, help="clock for the time per step (default %(default)s)")
+    firmware.add_argument("--max-sequences", type=positive_int, help="only the first N test sequences")
+    firmware.set_defaults(run=command_firmware)
 
     info = commands.add_parser("info", help="describe a trained run", description="Load and describe RUN_DIR/model.pt.")
     info.add_argument("run_dir", help="a run directory (or its model.pt)")

@@ -108,6 +108,15 @@ def multiply_by_quantized_multiplier_int64(x, multiplier, shift, rounding: str =
     return wrap_int32((x * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift)
 
 
+def multiply_by_double_scale(x, scale) -> np.ndarray:
+    """C `round(double(x) * scale)`: the product rounded to double (IEEE), then to an integer with ties
+    away from zero.  |x| < 2^53.  Not TFLite-spec fixed point: LiteRT's reference FULLY_CONNECTED
+    requantizes this way, and the golden model reproduces it for that runtime only."""
+    product = np.asarray(x, dtype=np.int64).astype(np.float64) * np.asarray(scale, dtype=np.float64)
+    whole = np.trunc(product)
+    return whole.astype(np.int64) + np.where(np.abs(product - whole) >= 0.5, np.sign(product), 0).astype(np.int64)
+
+
 def saturate(x, dtype) -> np.ndarray:
     """Clamp to the range of an integer dtype and cast to it."""
     info = np.iinfo(dtype)

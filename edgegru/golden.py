@@ -19,10 +19,11 @@ from edgegru.step_graph import run_ops
 
 # How each runtime family rounds, per op kind (measured against the runtimes, see docs/quantization.md):
 # `double` = TFLite Micro and tflite-runtime's reference kernels; `single` = LiteRT 2.x, whose
-# FULLY_CONNECTED rounds once while ADD, SUB and MUL still round twice.
+# FULLY_CONNECTED rounds once, from a double product acc * real multiplier (`float`), while ADD, SUB
+# and MUL still round twice.
 ROUNDING_PROFILES = {
     "double": {"fully_connected": "double", "add": "double", "sub": "double", "mul": "double"},
-    "single": {"fully_connected": "single", "add": "double", "sub": "double", "mul": "double"},
+    "single": {"fully_connected": "float", "add": "double", "sub": "double", "mul": "double"},
 }
 
 

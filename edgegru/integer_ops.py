@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgegru.errors import EdgeGRUError
-from edgegru.fixedpoint import (multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64,
-                                quantize_multiplier, saturate)
+from edgegru.fixedpoint import (multiply_by_double_scale, multiply_by_quantized_multiplier,
+                                multiply_by_quantized_multiplier_int64, quantize_multiplier, saturate)
 
 ACTIVATION_DTYPE = {"int8": np.int8, "int16x8": np.int16}
 ADD_LEFT_SHIFT = {"int8": 20, "int16x8": 15}  # headroom bits before rescaling ADD/SUB inputs
@@ -44,16 +44,19 @@ class FullyConnectedParams:
     output_offset: int  # output zero point
     output_multiplier: np.ndarray  # int64 [O], Q31
     output_shift: np.ndarray  # int64 [O]
+    output_scale: np.ndarray  # float64 [O], the real multiplier: only LiteRT's `float` requantization reads it
 
 
 def prepare_fully_connected(input_quant, weight_scales, output_quant, scheme: str) -> FullyConnectedParams:
-    """Per output channel c: real multiplier s_in * s_w[c] / s_out."""
-    pairs = [quantize_multiplier(_f32(input_quant.scale) * _f32(s) / _f32(output_quant.scale)) for s in weight_scales]
+    """Per output channel c: real multiplier s_in * s_w[c] / s_out (double from float32 scales)."""
+    reals = [_f32(input_quant.scale) * _f32(s) / _f32(output_quant.scale) for s in weight_scales]
+    pairs = [quantize_multiplier(real) for real in reals]
     return FullyConnectedParams(
         input_offset=-int(input_quant.zero_point),
         output_offset=int(output_quant.zero_point),
         output_multiplier=np.array([m for m, _ in pairs], dtype=np.int64),
         output_shift=np.array([s for _, s in pairs], dtype=np.int64),
+        output_scale=np.array(reals, dtype=np.float64),
     )
 
 
@@ -69,13 +72,17 @@ def _fully_connected(x, weights, bias, params, name, input_dtype, bias_dtype) ->
 
 
 def fully_connected_int8(x, weights, bias, params: FullyConnectedParams, rounding: str = "double") -> np.ndarray:
-    """int8 x [B, I] · int8 weights [O, I]ᵀ + int32 bias -> int8 [B, O].
+    """int8 x [B, I] · int8 weights [O, I]ᵀ + int32 bias -> int8 [B, O]; `rounding` double, single, or
+    float (LiteRT: round(double(acc) * real multiplier)).
 
     The int32 accumulator Σ (x - zp_in) w + bias is bounded at quantization time
     (`quantize.accumulator_bound`), so int64 arithmetic here never differs from the target's int32.
     """
     accumulator = _fully_connected(x, weights, bias, params, "fully_connected_int8", np.int8, np.int32)
-    scaled = multiply_by_quantized_multiplier(accumulator, params.output_multiplier, params.output_shift, rounding)
+    if rounding == "float":
+        scaled = multiply_by_double_scale(accumulator, params.output_scale)
+    else:
+        scaled = multiply_by_quantized_multiplier(accumulator, params.output_multiplier, params.output_shift, rounding)
     return saturate(scaled + params.output_offset, np.int8)
 
 
@@ -83,7 +90,11 @@ def fully_connected_int16x8(x, weights, bias, params: FullyConnectedParams, roun
     """int16 x [B, I] (zp 0) · int8 weights + int64 bias -> int16 [B, O], int64 accumulator
     (bounded below 2^32 at quantization time)."""
     accumulator = _fully_connected(x, weights, bias, params, "fully_connected_int16x8", np.int16, np.int64)
-    scaled = multiply_by_quantized_multiplier_int64(accumulator, params.output_multiplier, params.output_shift, rounding)
+    if rounding == "float":
+        scaled = multiply_by_double_scale(accumulator, params.output_scale)
+    else:
+        scaled = multiply_by_quantized_multiplier_int64(accumulator, params.output_multiplier, params.output_shift,
+                                                        rounding)
     return saturate(scaled + params.output_offset, np.int16)
 
 

@@ -25,7 +25,8 @@ class Backend:
     name: str
     rounding: str  # the golden model's rounding profile this runtime should match
     exact_schemes: tuple[str, ...]  # schemes where 0 mismatches is required; elsewhere a measured tolerance
-    make_step: Callable[[QuantizedModel], Callable]  # model -> step(x_q [1, F], states) -> (logits, states)
+    make_step: Callable[[QuantizedModel], Callable] | None  # model -> step(x_q [1, F], states) -> (logits, states)
+    firmware_target: str | None = None  # generated C run as one program over all sequences (firmware_sim)
 
 
 def tflite_step_factory(backend: str) -> Callable[[QuantizedModel], Callable]:
@@ -72,15 +73,18 @@ def onnx_step(model: QuantizedModel, run) -> Callable:
 
 
 BOTH = ("int8", "int16x8")
-# LiteRT's 16x8 FULLY_CONNECTED rounds a few near-tie values differently (docs/quantization.md), and
-# XNNPACK has its own arithmetic: there a measured tolerance stands in for bit-exactness.
+# XNNPACK (LiteRT's default) has its own arithmetic: there a measured tolerance stands in for
+# bit-exactness.
 BACKENDS = {
     "tflm": Backend("tflm", "double", BOTH, tflite_step_factory("tflm")),
     "tflite-runtime": Backend("tflite-runtime", "double", BOTH, tflite_step_factory("tflite-runtime")),
-    "litert-ref": Backend("litert-ref", "single", ("int8",), tflite_step_factory("litert-ref")),
+    "litert-ref": Backend("litert-ref", "single", BOTH, tflite_step_factory("litert-ref")),
     "litert": Backend("litert", "single", (), tflite_step_factory("litert")),
     "onnxruntime": Backend("onnxruntime", "double", BOTH, onnx_step_factory("onnxruntime")),
     "onnx-reference": Backend("onnx-reference", "double", BOTH, onnx_step_factory("onnx-reference")),
+    "c-host": Backend("c-host", "double", BOTH, None, "host"),
+    "cortex-m4": Backend("cortex-m4", "double", BOTH, None, "cortex-m4"),
+    "cortex-m55": Backend("cortex-m55", "double", BOTH, None, "cortex-m55"),
 }
 
 
@@ -134,6 +138,22 @@ def verify_backend(model: QuantizedModel, backend: Backend, x_q: np.ndarray, len
     }
 
 
+def verify_firmware(model: QuantizedModel, backend: Backend, x_q, lengths, y, trace: list[dict]) -> dict:
+    """The generated C program streams all sequences in one run (see firmware_sim.firmware_run)."""
+    import tempfile
+
+    from firmware_sim.firmware_run import compare_with_golden, run_target
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="edgegru-verify-") as scratch:
+        logits, states, _ = run_target(model, backend.firmware_target, x_q, lengths, scratch)
+    comparison = compare_with_golden(model, trace, logits, states, lengths)
+    predictions = comparison.pop("predictions")
+    return {"backend": backend.name, "rounding": backend.rounding, **comparison,
+            "exact_required": model.scheme in backend.exact_schemes,
+            "accuracy": float(np.mean(predictions == y)), "seconds": round(time.perf_counter() - start, 2)}
+
+
 def verify(model: QuantizedModel, backend_names: list[str], split, max_sequences: int | None = None,
            progress: bool = True) -> dict:
     """Verify each named backend on (the first `max_sequences` of) `split`; returns the report dict."""
@@ -145,7 +165,10 @@ def verify(model: QuantizedModel, backend_names: list[str], split, max_sequences
     for backend in backends:
         if backend.rounding not in traces:
             traces[backend.rounding] = golden_trace(model, x_q, lengths, backend.rounding)
-        results[backend.name] = verify_backend(model, backend, x_q, lengths, y, traces[backend.rounding], progress)
+        if backend.firmware_target:
+            results[backend.name] = verify_firmware(model, backend, x_q, lengths, y, traces[backend.rounding])
+        else:
+            results[backend.name] = verify_backend(model, backend, x_q, lengths, y, traces[backend.rounding], progress)
     golden_accuracy = {}
     for rounding, trace in traces.items():
         last = np.stack([trace[int(length) - 1]["logits"][i] for i, length in enumerate(lengths)])

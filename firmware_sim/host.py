@@ -39,6 +39,14 @@ HARNESS = """/* Stream harness for {name}: stdin/stdout format in firmware_sim/h
 #include <stdio.h>
 
 #include "{name}.h"
+#ifdef EDGEGRU_MARKERS /* built by firmware_sim.build: one instruction-count window per step */
+#include "edgegru_rt.h"
+#define STEP_BEGIN() edgegru_mark_begin()
+#define STEP_END() edgegru_mark_end()
+#else
+#define STEP_BEGIN() ((void)0)
+#define STEP_END() ((void)0)
+#endif
 
 int main(void)
 {{
@@ -52,7 +60,9 @@ int main(void)
                 fputs("truncated input\\n", stderr);
                 return 1;
             }}
+            STEP_BEGIN();
             {name}_step(&state, features, logits);
+            STEP_END();
             fwrite(logits, sizeof logits, 1, stdout);
 {state_writes}        }}
     }}

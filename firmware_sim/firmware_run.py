@@ -1,0 +1,118 @@
+"""`edgegru firmware`: generate, build and run the C model on each target, and measure it.
+
+For every target the generated sources, the executable and `firmware.json` land in
+`runs/NAME/firmware/<scheme>/<target>/`.  Every test sequence is streamed through the program (reset
+before each sequence) and every element of every step is compared with the golden model (`double`
+rounding, the TFLite Micro arithmetic).  On emulated cores a QEMU plugin counts the instructions of
+each `<name>_step` call exactly.  Cycle model for the time per step: one instruction per cycle (an
+optimistic bound for Cortex-M4/M33 at zero wait states; the M55 can retire more), stated in the JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgegru.atomic import write_json_atomic
+from edgegru.errors import EdgeGRUError
+from edgegru.golden import quantize_features
+from edgegru.quantize import QuantizedModel
+from firmware_sim.build import build
+from firmware_sim.host import decode_stream, encode_stream, write_sources
+from firmware_sim.run import run
+from firmware_sim.sizes import sizes
+from firmware_sim.targets import get_target
+
+MODEL_NAME = "edgegru_model"
+DEFAULT_CLOCK_MHZ = 100.0
+
+
+def macs_per_step(model: QuantizedModel) -> int:
+    """Multiply-accumulates of one step: every FULLY_CONNECTED's weight count."""
+    return int(sum(model.weights[op.weight].size for op in model.ops if op.kind == "fully_connected"))
+
+
+def state_bytes(model: QuantizedModel) -> int:
+    return len(model.states) * model.config["hidden"] * np.dtype(model.tensors["x"].dtype).itemsize
+
+
+def run_target(model: QuantizedModel, target_name: str, x_q: np.ndarray, lengths: np.ndarray, out_dir: Path,
+               timeout_s: float = 1800) -> tuple[np.ndarray, list[np.ndarray], dict]:
+    """Build and run on one target; returns (logits [N,T,C], states, measurements)."""
+    target = get_target(target_name)
+    sources = write_sources(model, out_dir, MODEL_NAME)
+    exe = build(target, sources, include_dirs=[out_dir], out_dir=out_dir, defines={"EDGEGRU_MARKERS": None},
+                name=MODEL_NAME)
+    result = run(target, exe, encode_stream(x_q, lengths), timeout_s=timeout_s, count_instructions=target.emulated)
+    if result.fault_kind:
+        raise EdgeGRUError(f"{target.name}: the program stopped with a {result.fault_kind}")
+    if result.exit_code != 0:
+        raise EdgeGRUError(f"{target.name}: the program exited with {result.exit_code}: {result.text[-300:]}")
+    logits, states = decode_stream(model, result.stdout, x_q.shape[1], lengths)
+    measured = {"target": target.name}
+    if target.emulated:
+        counts = np.array(result.instruction_counts, dtype=np.int64)
+        if len(counts) != int(lengths.sum()):
+            raise EdgeGRUError(f"{target.name}: {len(counts)} instruction counts for {int(lengths.sum())} steps")
+        section = sizes(exe)
+        macs = macs_per_step(model)
+        measured.update({
+            "flash_bytes": section["flash"],
+            "ram_bytes_static": section["ram"],
+            "stack_bytes": result.stack_peak_bytes,
+            "state_bytes": state_bytes(model),
+            "parameter_bytes": model.weight_bytes(),
+            "instructions_per_step_median": int(np.median(counts)),
+            "instructions_per_step_max": int(counts.max()),
+            "macs_per_step": macs,
+            "instructions_per_mac": round(float(np.median(counts)) / macs, 3),
+        })
+    return logits, states, measured
+
+
+def compare_with_golden(model: QuantizedModel, trace: list[dict], logits: np.ndarray, states: list[np.ndarray],
+                        lengths: np.ndarray) -> dict:
+    """Every element of every valid step against the golden trace (from export.verify.golden_trace)."""
+    mismatches = elements = 0
+    max_abs = 0
+    outputs = [("logits", logits)] + [(h_out, s) for (_, h_out), s in zip(model.states, states)]
+    for t, golden in enumerate(trace):
+        active = t < lengths
+        for name, produced in outputs:
+            diff = np.abs(produced[active, t].astype(np.int64) - golden[name][active].astype(np.int64))
+            mismatches += int((diff > 0).sum())
+            elements += diff.size
+            max_abs = max(max_abs, int(diff.max(initial=0)))
+    final = logits[np.arange(len(lengths)), lengths - 1]
+    return {"steps": int(lengths.sum()), "elements": elements, "mismatches": mismatches, "max_abs_lsb": max_abs,
+            "bit_exact": mismatches == 0, "predictions": final.argmax(axis=1)}
+
+
+def firmware_run(model: QuantizedModel, split, targets: list[str], out_root: Path, clock_mhz: float = DEFAULT_CLOCK_MHZ,
+                 max_sequences: int | None = None) -> list[dict]:
+    """Run the C model on every target over the test split; writes one firmware.json per target."""
+    from export.verify import golden_trace
+
+    for name in targets:
+        get_target(name)  # refuse an unknown target before any work
+    count = len(split) if max_sequences is None else min(len(split), max_sequences)
+    x_q = quantize_features(model, split.x[:count])
+    lengths, y = split.lengths[:count], split.y[:count]
+    trace = golden_trace(model, x_q, lengths, "double")
+    reports = []
+    for name in targets:
+        out_dir = Path(out_root) / name
+        logits, states, measured = run_target(model, name, x_q, lengths, out_dir)
+        comparison = compare_with_golden(model, trace, logits, states, lengths)
+        report = {**measured, "scheme": model.scheme, "variant": model.config["variant"],
+                  "hidden": model.config["hidden"], "sequences": count,
+                  **{k: v for k, v in comparison.items() if k != "predictions"},
+                  "accuracy": float(np.mean(comparison["predictions"] == y))}
+        if "instructions_per_step_median" in report:
+            report["clock_mhz"] = clock_mhz
+            report["cycle_model"] = "1 instruction = 1 cycle (zero wait states)"
+            report["microseconds_per_step"] = round(report["instructions_per_step_median"] / clock_mhz, 2)
+        write_json_atomic(out_dir / "firmware.json", report)
+        reports.append(report)
+    return reports
