@@ -53,12 +53,25 @@ def command_train(args: argparse.Namespace) -> None:
     print_train_summary(train_run(dataset, train_config(args), out), out)
 
 
+DEMO_VERIFY_SEQUENCES = 200
+DEMO_BACKENDS = ["tflm", "tflite-runtime", "litert-ref", "litert", "onnxruntime", "c-host", "cortex-m4", "cortex-m55"]
+
+
 def command_demo(args: argparse.Namespace) -> None:
     dataset = load_dataset(args.dataset)
     out = Path(args.out or f"runs/{dataset.name}")
     print(f"EdgeGRU demo on '{dataset.name}': {len(dataset.train)}/{len(dataset.val)}/{len(dataset.test)} "
           f"train/val/test sequences, {dataset.num_features} features, {dataset.num_classes} classes")
     print_train_summary(train_run(dataset, train_config(args), out), out)
+    from export.runs import export_run, verify_run
+
+    for scheme in SCHEMES:
+        print_quant_summary(quantize_run(out, scheme), out / "quant" / scheme)
+        for fmt in ("tflite", "onnx"):
+            export_run(out, scheme, fmt)
+        print_verify_table(verify_run(out, scheme, DEMO_BACKENDS, DEMO_VERIFY_SEQUENCES))
+    print(f"The demo verifies the first {DEMO_VERIFY_SEQUENCES} test sequences; "
+          f"`edgegru verify {out} --scheme SCHEME` checks them all.")
 
 
 def print_quant_summary(metrics: dict, out: Path) -> None:

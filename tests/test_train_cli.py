@@ -90,3 +90,12 @@ def test_cli_train_writes_artifacts_and_a_failed_run_keeps_them(tmp_path):
     result = run_cli("train", "--dataset", str(bad), "--hidden", "4", "--epochs", "1", "--out", str(out))
     assert result.returncode == 2 and "NaN or inf" in result.stderr and result.stderr.count("\n") == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_demo_runs_every_stage(tmp_path):
+    result = run_cli("demo", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--out", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    for stage in ("test accuracy", "int8 (minmax calibration", "int16x8 (minmax calibration", "tflm", "onnxruntime",
+                  "cortex-m4", "cortex-m55"):
+        assert stage in result.stdout
+    assert (tmp_path / "demo" / "export" / "int8" / "model.tflite").is_file()
