@@ -157,6 +157,17 @@ def command_firmware(args: argparse.Namespace) -> None:
                            + ", ".join(r["target"] for r in reports if r["mismatches"]))
 
 
+def command_bench(args: argparse.Namespace) -> None:
+    if not args.firmware:
+        raise EdgeGRUError("choose a benchmark: --firmware (the only one so far)")
+    from edgegru.artifact import load_artifact
+    from firmware_sim.bench import bench_firmware, format_bench
+
+    for scheme in args.scheme.split(","):
+        model = load_artifact(Path(args.run_dir) / "quant" / scheme)
+        print(format_bench(bench_firmware(model, tuple(args.targets.split(",")), steps=args.steps)))
+
+
 def command_info(args: argparse.Namespace) -> None:
     checkpoint = load_checkpoint(Path(args.run_dir))
     config = checkpoint.model.config
@@ -247,6 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     firmware.add_argument("--clock-mhz", type=float, default=100.0, help="clock for the time per step (default %(default)s)")
     firmware.add_argument("--max-sequences", type=positive_int, help="only the first N test sequences")
     firmware.set_defaults(run=command_firmware)
+
+    bench = commands.add_parser(
+        "bench", help="benchmarks that print figures (instructions per MAC on emulated cores)",
+        description="--firmware: the generated C on emulated Cortex-M cores, optimized (DSP/MVE) and portable paths "
+                    "side by side: whole step and mat-vec alone, exact instruction counts from QEMU.")
+    bench.add_argument("run_dir", nargs="?", default="runs/watch", help="a quantized run (default %(default)s)")
+    bench.add_argument("--firmware", action="store_true", help="benchmark the generated C")
+    bench.add_argument("--scheme", default="int8,int16x8", help="comma-separated schemes (default %(default)s)")
+    bench.add_argument("--targets", default="cortex-m4,cortex-m55", help="(default %(default)s)")
+    bench.add_argument("--steps", type=positive_int, default=20, help="random steps per build (default %(default)s)")
+    bench.set_defaults(run=command_bench)
 
     info = commands.add_parser("info", help="describe a trained run", description="Load and describe RUN_DIR/model.pt.")
     info.add_argument("run_dir", help="a run directory (or its model.pt)")
