@@ -30,6 +30,11 @@ VERSION = 2  # 2: FULLY_CONNECTED params carry the real multiplier (LiteRT's req
 TENSORS_FILE, SPEC_FILE = "model.npz", "spec.json"
 
 
+def artifact_dir(run_dir: Path, scheme: str) -> Path:
+    """Where a run keeps its quantized artifact for one scheme: RUN_DIR/quant/SCHEME/."""
+    return Path(run_dir) / "quant" / scheme
+
+
 def _digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 

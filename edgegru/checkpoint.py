@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from edgegru.atomic import write_bytes_atomic
-from edgegru.data import Normalization
+from edgegru.data import Dataset, Normalization, load_dataset
 from edgegru.errors import EdgeGRUError
 from edgegru.model import GRUClassifier, ModelConfig
 
@@ -46,6 +46,11 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     write_bytes_atomic(path, buffer.getvalue())
+
+
+def run_dataset(run_dir: Path) -> Dataset:
+    """The dataset a run was trained on (its name or .npz path is stored in model.pt)."""
+    return load_dataset(load_checkpoint(run_dir).dataset)
 
 
 def load_checkpoint(path: Path) -> Checkpoint:

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from edgegru.calibrate import CALIBRATION_METHODS
-from edgegru.checkpoint import load_checkpoint
+from edgegru.artifact import artifact_dir, load_artifact
+from edgegru.checkpoint import load_checkpoint, run_dataset
 from edgegru.data import DATASETS, DEFAULT_DATASET, load_dataset
 from edgegru.errors import EdgeGRUError
 from edgegru.golden import ROUNDING_PROFILES
@@ -66,7 +67,7 @@ def command_demo(args: argparse.Namespace) -> None:
     from export.runs import export_run, verify_run
 
     for scheme in SCHEMES:
-        print_quant_summary(quantize_run(out, scheme), out / "quant" / scheme)
+        print_quant_summary(quantize_run(out, scheme), artifact_dir(out, scheme))
         for fmt in ("tflite", "onnx"):
             export_run(out, scheme, fmt)
         print_verify_table(verify_run(out, scheme, DEMO_BACKENDS, DEMO_VERIFY_SEQUENCES))
@@ -91,7 +92,7 @@ def print_quant_summary(metrics: dict, out: Path) -> None:
 
 def command_quantize(args: argparse.Namespace) -> None:
     metrics = quantize_run(Path(args.run_dir), args.scheme, args.calibration, args.rounding)
-    print_quant_summary(metrics, Path(args.run_dir) / "quant" / args.scheme)
+    print_quant_summary(metrics, artifact_dir(args.run_dir, args.scheme))
 
 
 def command_export(args: argparse.Namespace) -> None:
@@ -136,12 +137,11 @@ def command_report(args: argparse.Namespace) -> None:
 
 
 def command_firmware(args: argparse.Namespace) -> None:
-    from edgegru.artifact import load_artifact
     from firmware_sim.firmware_run import firmware_run
 
     run_dir = Path(args.run_dir)
-    model = load_artifact(run_dir / "quant" / args.scheme)
-    dataset = load_dataset(load_checkpoint(run_dir).dataset)
+    model = load_artifact(artifact_dir(run_dir, args.scheme))
+    dataset = run_dataset(run_dir)
     reports = firmware_run(model, dataset.test, args.targets.split(","), run_dir / "firmware" / args.scheme,
                            args.clock_mhz, args.max_sequences)
     print(f"{dataset.name} {args.scheme}: generated C, every element of every step against the golden model")
@@ -160,11 +160,10 @@ def command_firmware(args: argparse.Namespace) -> None:
 def command_bench(args: argparse.Namespace) -> None:
     if not args.firmware:
         raise EdgeGRUError("choose a benchmark: --firmware (the only one so far)")
-    from edgegru.artifact import load_artifact
     from firmware_sim.bench import bench_firmware, format_bench
 
     for scheme in args.scheme.split(","):
-        model = load_artifact(Path(args.run_dir) / "quant" / scheme)
+        model = load_artifact(artifact_dir(args.run_dir, scheme))
         print(format_bench(bench_firmware(model, tuple(args.targets.split(",")), steps=args.steps)))
 
 
@@ -196,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=command_train)
 
     demo = commands.add_parser("demo", help="the whole pipeline on the default dataset",
-                               description="Train on the embedded default dataset, quantize it (int8 and int16x8), export TFLite step "
-                                           "models and verify them in TFLite Micro, tflite-runtime and LiteRT.")
+                               description="Train on the embedded default dataset, quantize it (int8 and int16x8), export TFLite and "
+                                           "ONNX step models and verify them, with the generated C on host and "
+                                           "emulated Cortex-M4/M55, against the golden model.")
     demo.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset (default %(default)s)")
     add_train_arguments(demo)
     demo.add_argument("--out", help="output directory (default runs/DATASET)")

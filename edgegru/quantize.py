@@ -9,6 +9,7 @@ floats.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -41,11 +42,12 @@ class QuantizedModel:
     class_names: list[str]
     meta: dict = field(default_factory=dict)
 
-    @property
+    @cached_property
     def ops(self) -> list[Op]:
+        """The step graph, built once per model (it is read on every golden step)."""
         return step_ops(self.config["variant"], self.config["layers"])
 
-    @property
+    @cached_property
     def states(self) -> list[tuple[str, str]]:
         return state_names(self.config["layers"])
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegru.artifact import save_artifact
+from edgegru.artifact import artifact_dir, save_artifact
 from edgegru.atomic import write_json_atomic
 from edgegru.calibrate import float_kernels, observe
 from edgegru.checkpoint import load_checkpoint
@@ -79,7 +79,7 @@ def quantize_run(run_dir: Path, scheme: str, calibration: str = "minmax", roundi
     }
     metrics["accuracy_drop_pp"] = round(100 * (metrics["float_accuracy"] - metrics["quant_accuracy"]), 3)
     metrics["seconds"] = round(time.perf_counter() - start, 2)
-    out = run_dir / "quant" / scheme
+    out = artifact_dir(run_dir, scheme)
     save_artifact(out, qmodel)
     write_json_atomic(out / "quant.json", metrics)
     return metrics

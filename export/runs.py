@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgegru.artifact import load_artifact
+from edgegru.artifact import artifact_dir, load_artifact
 from edgegru.atomic import write_bytes_atomic, write_json_atomic
-from edgegru.checkpoint import load_checkpoint
-from edgegru.data import load_dataset
+from edgegru.checkpoint import load_checkpoint, run_dataset
 from edgegru.errors import EdgeGRUError
 from export.onnx_float import float_onnx_model
 from export.onnx_integer import quantized_step_onnx
@@ -34,7 +33,7 @@ def export_run(run_dir: Path, scheme: str, fmt: str) -> dict:
         raise EdgeGRUError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     checkpoint = load_checkpoint(run_dir)
     out, float_dir = run_dir / "export" / scheme, run_dir / "export" / "float"
-    model = load_artifact(run_dir / "quant" / scheme)
+    model = load_artifact(artifact_dir(run_dir, scheme))
     if fmt == "onnx":
         float_path = write_bytes_atomic(float_dir / "model.onnx", float_onnx_model(checkpoint).SerializeToString())
         path = write_bytes_atomic(out / "model.onnx", quantized_step_onnx(model).SerializeToString())
@@ -55,8 +54,8 @@ def verify_run(run_dir: Path, scheme: str, backends: list[str], max_sequences: i
                progress: bool = True) -> dict:
     """Verify the backends on the run's test split and write `verify/<scheme>.json`."""
     run_dir = Path(run_dir)
-    model = load_artifact(run_dir / "quant" / scheme)
-    dataset = load_dataset(load_checkpoint(run_dir).dataset)
+    model = load_artifact(artifact_dir(run_dir, scheme))
+    dataset = run_dataset(run_dir)
     report = {"dataset": dataset.name, **verify(model, backends, dataset.test, max_sequences, progress)}
     write_json_atomic(run_dir / "verify" / f"{scheme}.json", report)
     return report

@@ -104,73 +104,84 @@ def golden_trace(model: QuantizedModel, x_q: np.ndarray, lengths: np.ndarray, ro
     return trace
 
 
-def verify_backend(model: QuantizedModel, backend: Backend, x_q: np.ndarray, lengths: np.ndarray, y: np.ndarray,
-                   trace: list[dict], progress: bool = True) -> dict:
-    """Run every sequence through `backend` one step at a time and compare with the golden `trace`."""
-    step = backend.make_step(model)
-    mismatches = elements = steps = 0
+def verification_streams(model: QuantizedModel, split, max_sequences: int | None = None):
+    """(x_q [N, T, F], lengths [N], y [N]) of the first `max_sequences` sequences of `split`."""
+    count = len(split) if max_sequences is None else min(len(split), max_sequences)
+    return quantize_features(model, split.x[:count]), split.lengths[:count], split.y[:count]
+
+
+def compare_with_golden(model: QuantizedModel, trace: list[dict], logits: np.ndarray, states: list[np.ndarray],
+                        lengths: np.ndarray, y: np.ndarray) -> dict:
+    """A backend's outputs (logits [N, T, C], one state [N, T, H] per layer) against the golden `trace`,
+    every element of every valid step, and the backend's accuracy from its logits at each last step."""
+    mismatches = elements = 0
     max_abs = 0
-    predictions = np.zeros(len(x_q), dtype=np.int64)
-    start = time.perf_counter()
-    for i in tqdm(range(len(x_q)), desc=f"verify {backend.name}", disable=not progress, unit="seq", leave=False):
+    outputs = [("logits", logits)] + [(h_out, s) for (_, h_out), s in zip(model.states, states)]
+    for t, golden in enumerate(trace):
+        active = t < lengths
+        for name, produced in outputs:
+            diff = np.abs(produced[active, t].astype(np.int64) - golden[name][active].astype(np.int64))
+            mismatches += int((diff > 0).sum())
+            elements += diff.size
+            max_abs = max(max_abs, int(diff.max(initial=0)))
+    final = logits[np.arange(len(lengths)), lengths - 1]
+    return {"steps": int(lengths.sum()), "elements": elements, "mismatches": mismatches, "max_abs_lsb": max_abs,
+            "bit_exact": mismatches == 0, "accuracy": float(np.mean(final.argmax(axis=1) == y))}
+
+
+def stream_steps(model: QuantizedModel, step: Callable, x_q: np.ndarray, lengths: np.ndarray, name: str,
+                 progress: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every sequence through `step` one time step at a time, each with its own state fed back.
+
+    Returns logits [N, T, C] and one state [N, T, H] per layer (steps past a length stay zero).
+    """
+    batch, steps = x_q.shape[:2]
+    logits = np.zeros((batch, steps, model.config["num_classes"]), dtype=x_q.dtype)
+    states_out = [np.zeros((batch, steps, model.config["hidden"]), dtype=x_q.dtype) for _ in model.states]
+    for i in tqdm(range(batch), desc=f"verify {name}", disable=not progress, unit="seq", leave=False):
         states = initial_states(model, 1)
         for t in range(int(lengths[i])):
-            logits, states = step(x_q[i : i + 1, t], states)
-            golden = trace[t]
-            for name, value in zip(["logits"] + [h for _, h in model.states], [logits] + states):
-                diff = np.abs(value.astype(np.int64) - golden[name][i : i + 1].astype(np.int64))
-                mismatches += int((diff > 0).sum())
-                elements += diff.size
-                max_abs = max(max_abs, int(diff.max()))
-            steps += 1
-        predictions[i] = int(np.argmax(logits))
-    return {
-        "backend": backend.name,
-        "rounding": backend.rounding,
-        "steps": steps,
-        "elements": elements,
-        "mismatches": mismatches,
-        "max_abs_lsb": max_abs,
-        "bit_exact": mismatches == 0,
-        "exact_required": model.scheme in backend.exact_schemes,
-        "accuracy": float(np.mean(predictions == y)),
-        "seconds": round(time.perf_counter() - start, 2),
-    }
+            logits[i, t], states = step(x_q[i : i + 1, t], states)
+            for stored, state in zip(states_out, states):
+                stored[i, t] = state[0]
+    return logits, states_out
 
 
-def verify_firmware(model: QuantizedModel, backend: Backend, x_q, lengths, y, trace: list[dict]) -> dict:
-    """The generated C program streams all sequences in one run (see firmware_sim.firmware_run)."""
-    import tempfile
+def verify_backend(model: QuantizedModel, backend: Backend, x_q: np.ndarray, lengths: np.ndarray, y: np.ndarray,
+                   trace: list[dict], progress: bool = True) -> dict:
+    """Run every sequence through `backend` and compare with the golden `trace`.
 
-    from firmware_sim.firmware_run import compare_with_golden, run_target
-
+    Step backends (TFLite, ONNX) are fed one step at a time; firmware backends stream all sequences
+    through the generated C program in one run (see firmware_sim.firmware_run).
+    """
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="edgegru-verify-") as scratch:
-        logits, states, _ = run_target(model, backend.firmware_target, x_q, lengths, scratch)
-    comparison = compare_with_golden(model, trace, logits, states, lengths)
-    predictions = comparison.pop("predictions")
-    return {"backend": backend.name, "rounding": backend.rounding, **comparison,
+    if backend.firmware_target:
+        import tempfile
+
+        from firmware_sim.firmware_run import run_target
+
+        with tempfile.TemporaryDirectory(prefix="edgegru-verify-") as scratch:
+            logits, states, _ = run_target(model, backend.firmware_target, x_q, lengths, scratch)
+    else:
+        logits, states = stream_steps(model, backend.make_step(model), x_q, lengths, backend.name, progress)
+    return {"backend": backend.name, "rounding": backend.rounding,
+            **compare_with_golden(model, trace, logits, states, lengths, y),
             "exact_required": model.scheme in backend.exact_schemes,
-            "accuracy": float(np.mean(predictions == y)), "seconds": round(time.perf_counter() - start, 2)}
+            "seconds": round(time.perf_counter() - start, 2)}
 
 
 def verify(model: QuantizedModel, backend_names: list[str], split, max_sequences: int | None = None,
            progress: bool = True) -> dict:
     """Verify each named backend on (the first `max_sequences` of) `split`; returns the report dict."""
     backends = get_backends(backend_names)
-    count = len(split) if max_sequences is None else min(len(split), max_sequences)
-    x_q = quantize_features(model, split.x[:count])
-    lengths, y = split.lengths[:count], split.y[:count]
+    x_q, lengths, y = verification_streams(model, split, max_sequences)
     traces, results = {}, {}
     for backend in backends:
         if backend.rounding not in traces:
             traces[backend.rounding] = golden_trace(model, x_q, lengths, backend.rounding)
-        if backend.firmware_target:
-            results[backend.name] = verify_firmware(model, backend, x_q, lengths, y, traces[backend.rounding])
-        else:
-            results[backend.name] = verify_backend(model, backend, x_q, lengths, y, traces[backend.rounding], progress)
+        results[backend.name] = verify_backend(model, backend, x_q, lengths, y, traces[backend.rounding], progress)
     golden_accuracy = {}
     for rounding, trace in traces.items():
         last = np.stack([trace[int(length) - 1]["logits"][i] for i, length in enumerate(lengths)])
         golden_accuracy[rounding] = float(np.mean(last.argmax(1) == y))
-    return {"scheme": model.scheme, "sequences": count, "golden_accuracy": golden_accuracy, "backends": results}
+    return {"scheme": model.scheme, "sequences": len(lengths), "golden_accuracy": golden_accuracy, "backends": results}

@@ -16,7 +16,6 @@ import numpy as np
 
 from edgegru.atomic import write_json_atomic
 from edgegru.errors import EdgeGRUError
-from edgegru.golden import quantize_features
 from edgegru.quantize import QuantizedModel
 from firmware_sim.build import build
 from firmware_sim.host import decode_stream, encode_stream, write_sources
@@ -71,44 +70,22 @@ def run_target(model: QuantizedModel, target_name: str, x_q: np.ndarray, lengths
     return logits, states, measured
 
 
-def compare_with_golden(model: QuantizedModel, trace: list[dict], logits: np.ndarray, states: list[np.ndarray],
-                        lengths: np.ndarray) -> dict:
-    """Every element of every valid step against the golden trace (from export.verify.golden_trace)."""
-    mismatches = elements = 0
-    max_abs = 0
-    outputs = [("logits", logits)] + [(h_out, s) for (_, h_out), s in zip(model.states, states)]
-    for t, golden in enumerate(trace):
-        active = t < lengths
-        for name, produced in outputs:
-            diff = np.abs(produced[active, t].astype(np.int64) - golden[name][active].astype(np.int64))
-            mismatches += int((diff > 0).sum())
-            elements += diff.size
-            max_abs = max(max_abs, int(diff.max(initial=0)))
-    final = logits[np.arange(len(lengths)), lengths - 1]
-    return {"steps": int(lengths.sum()), "elements": elements, "mismatches": mismatches, "max_abs_lsb": max_abs,
-            "bit_exact": mismatches == 0, "predictions": final.argmax(axis=1)}
-
-
 def firmware_run(model: QuantizedModel, split, targets: list[str], out_root: Path, clock_mhz: float = DEFAULT_CLOCK_MHZ,
                  max_sequences: int | None = None) -> list[dict]:
     """Run the C model on every target over the test split; writes one firmware.json per target."""
-    from export.verify import golden_trace
+    from export.verify import compare_with_golden, golden_trace, verification_streams
 
     for name in targets:
         get_target(name)  # refuse an unknown target before any work
-    count = len(split) if max_sequences is None else min(len(split), max_sequences)
-    x_q = quantize_features(model, split.x[:count])
-    lengths, y = split.lengths[:count], split.y[:count]
+    x_q, lengths, y = verification_streams(model, split, max_sequences)
     trace = golden_trace(model, x_q, lengths, "double")
     reports = []
     for name in targets:
         out_dir = Path(out_root) / name
         logits, states, measured = run_target(model, name, x_q, lengths, out_dir)
-        comparison = compare_with_golden(model, trace, logits, states, lengths)
         report = {**measured, "scheme": model.scheme, "variant": model.config["variant"],
-                  "hidden": model.config["hidden"], "sequences": count,
-                  **{k: v for k, v in comparison.items() if k != "predictions"},
-                  "accuracy": float(np.mean(comparison["predictions"] == y))}
+                  "hidden": model.config["hidden"], "sequences": len(lengths),
+                  **compare_with_golden(model, trace, logits, states, lengths, y)}
         if "instructions_per_step_median" in report:
             report["clock_mhz"] = clock_mhz
             report["cycle_model"] = "1 instruction = 1 cycle (zero wait states)"
