@@ -9,10 +9,10 @@ defined (the plain C loops).
   median over the steps is reported as is (like `firmware_run`: it includes the few instructions of
   the marker window itself); instructions per MAC = that / `macs_per_step(model)`.  The outputs of
   both builds are checked to be identical.
-- Mat-vec alone (`benchmark == "matvec"`): a small C program (`matvec_source`) computes
-  acc[r] = edgegru_dot_<scheme>(0, x, W[r], cols) for every row r of a `rows x cols` int8 weight
-  matrix (64x64 and 192x64 by default, int8 and int16x8 inputs) between the markers, `repeats`
-  times.  Steady state = median over the repeats, minus the empty-window overhead measured in the
+- Mat-vec alone (`benchmark == "matvec"`): a small C program (`matvec_source`) computes acc = W x
+  for a `rows x cols` int8 weight matrix (64x64 and 192x64 by default; int8 inputs through the
+  fused step's `edgegru_matvec_int8`, int16x8 inputs through `edgegru_dot_int16x8` per row) between
+  the markers, `repeats` times.  Steady state = median over the repeats, minus the empty-window overhead measured in the
   same program; instructions per MAC = that / (rows * cols).  The accumulators are checked against
   numpy.
 
@@ -31,7 +31,9 @@ import numpy as np
 from edgegru.errors import EdgeGRUError
 from edgegru.quantize import QuantizedModel
 from firmware_sim.build import build
+from firmware_sim.c_text import c_array
 from firmware_sim.codegen import kernel_sources
+from firmware_sim.codegen_int8 import pair_layout
 from firmware_sim.firmware_run import MODEL_NAME, macs_per_step
 from firmware_sim.host import encode_stream, write_sources
 from firmware_sim.run import RunResult, run
@@ -102,43 +104,46 @@ def matvec_data(shapes: Sequence[tuple[int, int]] = MATVEC_SHAPES, seed: int = 1
     return weights, inputs
 
 
-def _c_array(ctype: str, name: str, values: np.ndarray) -> str:
-    body = ",".join(str(int(v)) for v in values)
-    return f"static const {ctype} {name}[{len(values)}] = {{{body}}};\n"
-
-
 def matvec_source(cases: Sequence[tuple[str, int, int]], repeats: int,
                   weights: np.ndarray, inputs: dict[str, np.ndarray]) -> str:
     """C benchmark: `repeats` empty windows, then for each (scheme, rows, cols) case `repeats` windows of
-    acc[r] = edgegru_dot_<scheme>(0, x, W + r * cols, cols) over all rows, then the accumulators of the
-    last repeat written to stdout (int32, native order)."""
+    one mat-vec acc = W x over the first rows * cols weights, then the accumulators of the last repeat
+    written to stdout (int32, native order).  int8: the step's kernel `edgegru_matvec_int8`, the weights
+    in the path's layout (`codegen_int8.pair_layout` on the DSP path); int16x8: `edgegru_dot_int16x8`
+    per row, as the generic step calls it."""
     max_rows = max(r for _, r, _ in cases)
+    max_cols = max(c for _, _, c in cases)
     parts = [
         "/* EdgeGRU mat-vec benchmark, written by firmware_sim/bench.py. */\n",
-        "#include <stdint.h>\n#include <stdio.h>\n\n#include \"edgegru_kernels.h\"\n#include \"edgegru_rt.h\"\n\n",
+        "#include <stdint.h>\n#include <stdio.h>\n\n#include \"edgegru_gru_int8.h\"\n#include \"edgegru_kernels.h\"\n"
+        "#include \"edgegru_rt.h\"\n#include \"edgegru_target.h\"\n\n",
         f"#define REPEATS {repeats}\n\n",
-        _c_array("int8_t", "weights", weights),
-        _c_array("int16_t", "x_int16x8", inputs["int16x8"]),
-        _c_array("int8_t", "x_int8", inputs["int8"]),
-        f"static int32_t acc[{max_rows}];\n\n",
+        c_array("int8_t", "weights", weights),
+        c_array("int16_t", "x_int16x8", inputs["int16x8"]),
+        c_array("int8_t", "x_int8", inputs["int8"]),
+        f"static int32_t acc[{max_rows}];\nstatic int32_t zero_bias[{max_rows}];\n"
+        f"static int32_t wide[{(max_cols + 1) // 2}];\n\n",
     ]
-    for scheme in sorted({s for s, _, _ in cases}):
-        ctype = _X_TYPES[scheme][0]
-        parts.append(
-            f"static void matvec_{scheme}(const {ctype} *x, int32_t rows, int32_t cols)\n{{\n"
-            "    int32_t r;\n"
-            "    for (r = 0; r < rows; ++r) {\n"
-            f"        acc[r] = edgegru_dot_{scheme}(0, x, weights + r * cols, cols);\n"
-            "    }\n}\n\n"
-        )
+    for _, rows, cols in sorted({c for c in cases if c[0] == "int8"}):
+        matrix = weights[: rows * cols].reshape(rows, cols)
+        parts += ["#if defined(EDGEGRU_USE_DSP)\n", c_array("int32_t", f"packed_{rows}x{cols}", pair_layout(matrix)),
+                  "#else\n", c_array("int8_t", f"packed_{rows}x{cols}", matrix), "#endif\n"]
+    parts.append(
+        "static void matvec_int16x8(const int16_t *x, int32_t rows, int32_t cols)\n{\n"
+        "    int32_t r;\n"
+        "    for (r = 0; r < rows; ++r) {\n"
+        "        acc[r] = edgegru_dot_int16x8(0, x, weights + r * cols, cols);\n"
+        "    }\n}\n\n")
     parts.append("int main(void)\n{\n    int k;\n"
                  "    for (k = 0; k < REPEATS; ++k) {\n"
                  "        edgegru_mark_begin();\n        edgegru_mark_end();\n    }\n")
     for scheme, rows, cols in cases:
+        call = (f"edgegru_matvec_int8(packed_{rows}x{cols}, zero_bias, x_int8, acc, {rows}, {cols}, wide)"
+                if scheme == "int8" else f"matvec_int16x8(x_int16x8, {rows}, {cols})")
         parts.append(
             f"    for (k = 0; k < REPEATS; ++k) {{\n"
             f"        edgegru_mark_begin();\n"
-            f"        matvec_{scheme}(x_{scheme}, {rows}, {cols});\n"
+            f"        {call};\n"
             f"        edgegru_mark_end();\n    }}\n"
             f"    fwrite(acc, sizeof acc[0], {rows}, stdout);\n"
         )
@@ -169,7 +174,7 @@ def bench_matvec(target: str, work_dir: Path, shapes: Sequence[tuple[int, int]] 
         for filename, text in kernel_sources().items():
             (out_dir / filename).write_text(text)
         (out_dir / "matvec_bench.c").write_text(matvec_source(cases, repeats, weights, inputs))
-        sources = [out_dir / "matvec_bench.c", out_dir / "edgegru_kernels.c"]
+        sources = [out_dir / "matvec_bench.c", out_dir / "edgegru_kernels.c", out_dir / "edgegru_gru_int8.c"]
         exe = build(target_, sources, include_dirs=[out_dir], out_dir=out_dir,
                     defines=PORTABLE_DEFINES if path == "portable" else None, name="matvec_bench")
         result = _checked_run(target_.name, exe, b"", timeout_s, f"mat-vec ({path})")

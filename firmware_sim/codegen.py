@@ -1,9 +1,11 @@
 """C99 source for one quantized GRU step: `generate_c(model, name)` -> {"<name>.h", "<name>.c"}.
 
-The generated model is glue: it holds the integers of the `QuantizedModel` (weights, biases, the op
-parameters of `integer_ops.prepare_*`) as `static const` data and calls the kernels of
-`firmware_sim/c/edgegru_kernels.c` once per op of `step_graph.step_ops`, in order.  It computes with
-the golden model's `double` rounding profile and is bit-exact with `golden.golden_step`.
+The generated model is glue over the kernel library of `firmware_sim/c`: it holds the integers of
+the `QuantizedModel` (weights, biases, the op parameters of `integer_ops.prepare_*`) as `static const`
+data.  int8 models take the fused kernels (`codegen_int8`: stacked gate mat-vecs and three elementwise
+passes per layer); a model those cannot compute exactly, and every int16x8 model, calls the generic
+kernels once per op of `step_graph.step_ops`, in order.  Both compute with the golden model's
+`double` rounding profile and are bit-exact with `golden.golden_step`.
 
 The public header gives the caller:
 - `<name>_state_t`: the GRU state, owned by the caller (one `lK_h[H]` array per layer, the
@@ -12,12 +14,14 @@ The public header gives the caller:
 - `<name>_step(state, features, logits)`: one time step; features are `x` quantized (int8 or int16,
   `<NAME>_INPUT_SCALE`, `<NAME>_INPUT_ZERO_POINT`, after the model's normalization), logits come out
   with `<NAME>_OUTPUT_SCALE` / `<NAME>_OUTPUT_ZERO_POINT`;
-- `<name>_act_t`: the activation type (int8_t or int16_t), and the sizes as #defines.
+- `<name>_act_t`: the activation type (int8_t or int16_t), the sizes, and the RAM it needs:
+  `<NAME>_STATE_BYTES` (the caller's state) and `<NAME>_SCRATCH_BYTES` (the step's one static
+  scratch buffer; the build fails if either differs from the C types' sizes).
 
-Intermediates live on the stack of `<name>_step` (a few bytes per hidden unit); no heap, no float.
-For the int8 scheme the input zero point is folded into the bias, bias'[c] = bias[c] - zp_in Σ_i W[c, i]:
-bias' is the accumulator for the all-zero input, so the quantizer's accumulator bound holds for it and
-for every partial sum of the kernel's dot product.  The same model always gives byte-identical sources.
+No heap, no float.  For the int8 scheme the input zero point is folded into the bias,
+bias'[c] = bias[c] - zp_in sum_i W[c, i]: bias' is the accumulator for the all-zero input, so the
+quantizer's accumulator bound holds for it and for every partial sum of the kernel's dot product.
+The same model always gives byte-identical sources.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ import numpy as np
 from edgegru.errors import EdgeGRUError
 from edgegru.integer_ops import SIGMOID_TABLE_UINT16
 from edgegru.quantize import QuantizedModel
+from firmware_sim.c_text import INT32_MAX, INT32_MIN, c_array, c_float, c_int, c_struct
 
 KERNEL_DIR = Path(__file__).parent / "c"
-KERNEL_SOURCES = ("edgegru_kernels.h", "edgegru_kernels.c")
+KERNEL_SOURCES = ("edgegru_target.h", "edgegru_kernels.h", "edgegru_kernels.c", "edgegru_gru_int8.h",
+                  "edgegru_gru_int8.c")
 MAX_ACCUMULATOR_BITS = 32  # the kernels accumulate in int32 for both schemes
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 KERNELS = {
     "int8": {"fully_connected": "edgegru_fully_connected_int8", "add": "edgegru_add_int8",
@@ -60,28 +65,6 @@ def kernel_sources() -> dict[str, str]:
     files = {filename: (KERNEL_DIR / filename).read_text() for filename in KERNEL_SOURCES}
     files["edgegru_sigmoid_table.h"] = sigmoid_table_header()
     return files
-
-
-def _c_int(value: int) -> str:
-    value = int(value)
-    if value == INT32_MIN:
-        return "(-2147483647 - 1)"
-    return str(value)
-
-
-def _c_float(value: float) -> str:
-    return f"{float(np.float32(value))!r}f"
-
-
-def _array(ctype: str, symbol: str, values, per_line: int = 16) -> str:
-    values = [_c_int(v) for v in np.asarray(values).reshape(-1)]
-    lines = [", ".join(values[i:i + per_line]) for i in range(0, len(values), per_line)]
-    return f"static const {ctype} {symbol}[{len(values)}] = {{\n    " + ",\n    ".join(lines) + ",\n};\n"
-
-
-def _struct(ctype: str, symbol: str, fields: dict) -> str:
-    body = "".join(f"    .{key} = {value},\n" for key, value in fields.items())
-    return f"static const {ctype} {symbol} = {{\n{body}}};\n"
 
 
 def _check(model: QuantizedModel, name: str) -> None:
@@ -111,7 +94,7 @@ def _check(model: QuantizedModel, name: str) -> None:
             raise EdgeGRUError(f"{h_out} is written in place over {h_in}, which a later op reads")
 
 
-def _folded_bias(model: QuantizedModel, op) -> np.ndarray:
+def folded_bias(model: QuantizedModel, op) -> np.ndarray:
     """int32 bias the kernel starts its accumulator from (int8: input zero point folded in)."""
     weights = model.weights[op.weight].astype(np.int64)
     bias = model.biases[op.weight].astype(np.int64)
@@ -122,40 +105,57 @@ def _folded_bias(model: QuantizedModel, op) -> np.ndarray:
     return folded
 
 
-def generate_c(model: QuantizedModel, name: str) -> dict[str, str]:
-    """{`<name>.h`, `<name>.c`}: the model's one-step function in C99 over edgegru_kernels (see module doc)."""
-    _check(model, name)
+def tensor_widths(model: QuantizedModel) -> dict[str, int]:
+    """Element count of every tensor of the step graph."""
     cfg = model.config
-    upper = name.upper()
-    act = C_TYPES[model.tensors["x"].dtype]
-    kernels = KERNELS[model.scheme]
-    x_q, logits_q = model.tensors["x"], model.tensors["logits"]
-
     widths = {"x": cfg["input_size"], **{h: cfg["hidden"] for pair in model.states for h in pair}}
     for op in model.ops:
         widths[op.output] = len(model.weights[op.weight]) if op.kind == "fully_connected" else widths[op.inputs[0]]
+    return widths
 
-    def c_name(tensor: str) -> str:
-        if tensor == "x":
-            return "features"
-        if tensor == "logits":
-            return "logits"
-        for h_in, h_out in model.states:
-            if tensor in (h_in, h_out):
-                return "state->" + h_in.replace(".", "_")
-        return tensor.replace(".", "_")
 
-    def describe(tensor: str) -> str:
-        q = model.tensors[tensor]
-        return f"{q.dtype}[{widths[tensor]}], scale {float(q.scale)!r}, zp {int(q.zero_point)}"
+def c_name(model: QuantizedModel, tensor: str) -> str:
+    """The C expression holding a tensor inside `<name>_step`: features, logits, a state array, or a local."""
+    if tensor == "x":
+        return "features"
+    if tensor == "logits":
+        return "logits"
+    for h_in, h_out in model.states:
+        if tensor in (h_in, h_out):
+            return "state->" + h_in.replace(".", "_")
+    return tensor.replace(".", "_")
 
-    # --- header ----------------------------------------------------------------------------------
-    state_fields = "".join(f"    {act} {h_in.replace('.', '_')}[{upper}_HIDDEN]; /* {h_in}: {describe(h_in)} */\n"
+
+def describe(model: QuantizedModel, tensor: str) -> str:
+    """`int8[64], scale 0.0123, zp -3`: a tensor's type, width and quantization, for comments."""
+    q = model.tensors[tensor]
+    return f"{q.dtype}[{tensor_widths(model)[tensor]}], scale {float(q.scale)!r}, zp {int(q.zero_point)}"
+
+
+def generate_c(model: QuantizedModel, name: str) -> dict[str, str]:
+    """{`<name>.h`, `<name>.c`}: the model's one-step function in C99 (see module doc).  int8 models take
+    the fused kernels of edgegru_gru_int8.c when `codegen_int8.fused_int8_refusal` finds nothing against
+    it; otherwise (and for int16x8) the step calls the generic per-operator kernels."""
+    from firmware_sim.codegen_int8 import fused_int8_refusal, fused_int8_source
+
+    _check(model, name)
+    fused = model.scheme == "int8" and fused_int8_refusal(model) is None
+    body = fused_int8_source(model, name) if fused else _generic_source(model, name)
+    return {f"{name}.h": _header(model, name), f"{name}.c": body}
+
+
+def _header(model: QuantizedModel, name: str) -> str:
+    cfg = model.config
+    upper = name.upper()
+    act = C_TYPES[model.tensors["x"].dtype]
+    x_q, logits_q = model.tensors["x"], model.tensors["logits"]
+    state_fields = "".join(f"    {act} {h_in.replace('.', '_')}[{upper}_HIDDEN]; /* {h_in}: {describe(model, h_in)} */\n"
                            for h_in, _ in model.states)
-    header = f"""/* {name}: EdgeGRU GRU step, scheme {model.scheme}, variant {cfg['variant']}, {cfg['layers']} layer(s),
+    state_bytes = len(model.states) * cfg["hidden"] * (1 if act == "int8_t" else 2)
+    return f"""/* {name}: EdgeGRU GRU step, scheme {model.scheme}, variant {cfg['variant']}, {cfg['layers']} layer(s),
  * hidden {cfg['hidden']}, {cfg['input_size']} input features, {cfg['num_classes']} classes.
  * Generated by firmware_sim/codegen.py from the quantized artifact; do not edit.
- * Compile with firmware_sim/c/edgegru_kernels.c.  Real value = scale * (q - zero point).
+ * Compile with the kernels of firmware_sim/c.  Real value = scale * (q - zero point).
  */
 #ifndef {upper}_H
 #define {upper}_H
@@ -167,10 +167,13 @@ def generate_c(model: QuantizedModel, name: str) -> dict[str, str]:
 #define {upper}_LAYERS {cfg['layers']}
 #define {upper}_NUM_CLASSES {cfg['num_classes']}
 #define {upper}_ACTIVATION_BITS {8 if act == 'int8_t' else 16}
-#define {upper}_INPUT_SCALE {_c_float(x_q.scale)}
+#define {upper}_INPUT_SCALE {c_float(x_q.scale)}
 #define {upper}_INPUT_ZERO_POINT {int(x_q.zero_point)}
-#define {upper}_OUTPUT_SCALE {_c_float(logits_q.scale)}
+#define {upper}_OUTPUT_SCALE {c_float(logits_q.scale)}
 #define {upper}_OUTPUT_ZERO_POINT {int(logits_q.zero_point)}
+/* RAM: the caller's state, and the step's scratch (a static buffer inside {name}.c) */
+#define {upper}_STATE_BYTES {state_bytes}
+#define {upper}_SCRATCH_BYTES {scratch_bytes(model)}
 
 /* Activation type of features, logits and state. */
 typedef {act} {name}_act_t;
@@ -183,78 +186,115 @@ typedef struct {{
 void {name}_reset({name}_state_t *state);
 
 /* One time step: features [{upper}_INPUT_SIZE] quantized with the input scale and zero point ->
- * logits [{upper}_NUM_CLASSES]; the state is updated in place. */
+ * logits [{upper}_NUM_CLASSES]; the state is updated in place.  Not reentrant: the step's
+ * intermediates live in one static scratch buffer. */
 void {name}_step({name}_state_t *state, const {act} *features, {act} *logits);
 
 #endif
 """
 
-    # --- constants -------------------------------------------------------------------------------
+
+def _reset_function(model: QuantizedModel, name: str) -> str:
+    upper = name.upper()
+    resets = "".join(
+        f"    for (i = 0; i < {upper}_HIDDEN; ++i) {{\n        state->{h_in.replace('.', '_')}[i] = "
+        f"{int(model.tensors[h_in].zero_point)};\n    }}\n" for h_in, _ in model.states)
+    return f"""/* The header's sizes are the C types' sizes (a negative array size fails the build otherwise). */
+typedef char {name}_state_bytes_check[sizeof({name}_state_t) == {upper}_STATE_BYTES ? 1 : -1];
+
+void {name}_reset({name}_state_t *state)
+{{
+    int32_t i;
+{resets}}}
+"""
+
+
+def scratch_bytes(model: QuantizedModel) -> int:
+    """Bytes of the step's static scratch: every intermediate tensor of the generic step, or the fused
+    int8 step's accumulators and gates (codegen_int8.scratch_fields)."""
+    from firmware_sim.codegen_int8 import fused_int8_refusal, scratch_size
+
+    if model.scheme == "int8" and fused_int8_refusal(model) is None:
+        return scratch_size(model)
+    itemsize = 1 if model.scheme == "int8" else 2
+    return itemsize * sum(tensor_widths(model)[t] for t in _generic_locals(model))
+
+
+def _generic_locals(model: QuantizedModel) -> list[str]:
+    return [op.output for op in model.ops
+            if op.output != "logits" and c_name(model, op.output) == op.output.replace(".", "_")]
+
+
+def _generic_source(model: QuantizedModel, name: str) -> str:
+    """The step as one generic kernel call per op of `step_graph.step_ops`."""
+    act = C_TYPES[model.tensors["x"].dtype]
+    kernels = KERNELS[model.scheme]
+    widths = tensor_widths(model)
     constants, calls = [], []
     for op in model.ops:
         p = model.op_params[op.output]
         symbol = f"{name}_{op.output.replace('.', '_')}"
-        ins = ", ".join(c_name(t) for t in op.inputs)
-        out = c_name(op.output)
+        ins = ", ".join(_scratch_ref(model, name, t) for t in op.inputs)
+        out = _scratch_ref(model, name, op.output)
         n = widths[op.output]
         operands = ", ".join(op.inputs + ((op.weight,) if op.weight else ()))
-        comment = f"/* {op.output} = {op.kind.upper()}({operands}): {describe(op.output)} */\n"
+        comment = f"/* {op.output} = {op.kind.upper()}({operands}): {describe(model, op.output)} */\n"
         if op.kind == "fully_connected":
             w = model.weights[op.weight]
             rows, cols = w.shape
             constants.append(
                 comment
                 + f"/* {op.weight}: int8 [{rows}][{cols}] row-major, symmetric per output channel */\n"
-                + _array("int8_t", f"{symbol}_weights", w, per_line=cols if cols <= 32 else 16)
+                + c_array("int8_t", f"{symbol}_weights", w, per_line=cols if cols <= 32 else 16)
                 + ("/* int32 at scale s_in * s_w[c]; the input zero point folded in */\n"
                    if model.scheme == "int8" else "/* at scale s_in * s_w[c]; |bias| < 2^31 by the accumulator bound */\n")
-                + _array("int32_t", f"{symbol}_bias", _folded_bias(model, op), per_line=8)
-                + _array("int32_t", f"{symbol}_multiplier", p.output_multiplier, per_line=8)
-                + _array("int32_t", f"{symbol}_shift", p.output_shift)
-                + _struct("edgegru_fc_params_t", symbol, {
+                + c_array("int32_t", f"{symbol}_bias", folded_bias(model, op), per_line=8)
+                + c_array("int32_t", f"{symbol}_multiplier", p.output_multiplier, per_line=8)
+                + c_array("int32_t", f"{symbol}_shift", p.output_shift)
+                + c_struct("edgegru_fc_params_t", symbol, {
                     "weights": f"{symbol}_weights", "bias": f"{symbol}_bias",
                     "multiplier": f"{symbol}_multiplier", "shift": f"{symbol}_shift",
-                    "output_offset": _c_int(p.output_offset), "rows": rows, "cols": cols}))
+                    "output_offset": c_int(p.output_offset), "rows": rows, "cols": cols}))
             calls.append(f"    {kernels['fully_connected']}(&{symbol}, {ins}, {out});\n")
         elif op.kind in ("add", "sub"):
-            constants.append(comment + _struct("edgegru_add_params_t", symbol, {
-                key: _c_int(getattr(p, key)) for key in (
+            constants.append(comment + c_struct("edgegru_add_params_t", symbol, {
+                key: c_int(getattr(p, key)) for key in (
                     "input1_offset", "input2_offset", "output_offset", "left_shift", "input1_multiplier",
                     "input1_shift", "input2_multiplier", "input2_shift", "output_multiplier", "output_shift")}))
             calls.append(f"    {kernels[op.kind]}(&{symbol}, {ins}, {out}, {n});\n")
         elif op.kind == "mul":
-            constants.append(comment + _struct("edgegru_mul_params_t", symbol, {
-                key: _c_int(getattr(p, key)) for key in (
+            constants.append(comment + c_struct("edgegru_mul_params_t", symbol, {
+                key: c_int(getattr(p, key)) for key in (
                     "input1_offset", "input2_offset", "output_offset", "output_multiplier", "output_shift")}))
             calls.append(f"    {kernels['mul']}(&{symbol}, {ins}, {out}, {n});\n")
         elif model.scheme == "int8":  # logistic, tanh: the table built at quantization time
-            constants.append(comment + "/* indexed by q + 128 */\n" + _array("int8_t", f"{symbol}_table", p.table))
+            constants.append(comment + "/* indexed by q + 128 */\n" + c_array("int8_t", f"{symbol}_table", p.table))
             calls.append(f"    edgegru_lookup_int8({symbol}_table, {ins}, {out}, {n});\n")
         else:
-            constants.append(comment + _struct("edgegru_int16_activation_params_t", symbol, {
-                "input_multiplier": _c_int(p.input_multiplier), "input_left_shift": _c_int(p.input_left_shift)}))
+            constants.append(comment + c_struct("edgegru_int16_activation_params_t", symbol, {
+                "input_multiplier": c_int(p.input_multiplier), "input_left_shift": c_int(p.input_left_shift)}))
             calls.append(f"    {kernels[op.kind]}(&{symbol}, {ins}, {out}, {n});\n")
 
-    locals_ = [op.output for op in model.ops if op.output != "logits" and c_name(op.output) == op.output.replace(".", "_")]
-    declarations = "".join(f"    {act} {c_name(t)}[{widths[t]}];\n" for t in locals_)
-    resets = "".join(
-        f"    for (i = 0; i < {upper}_HIDDEN; ++i) {{\n        state->{h_in.replace('.', '_')}[i] = "
-        f"{int(model.tensors[h_in].zero_point)};\n    }}\n" for h_in, _ in model.states)
-    source = f"""/* {name}: generated by firmware_sim/codegen.py; do not edit.  See {name}.h. */
+    fields = "".join(f"    {act} {c_name(model, t)}[{widths[t]}];\n" for t in _generic_locals(model))
+    scratch = (f"/* Intermediates of the step graph (step_graph.step_ops); lK.h_new is written over lK.h. */\n"
+               f"static struct {{\n{fields}}} {name}_scratch;\n" if fields else "")
+    return f"""/* {name}: generated by firmware_sim/codegen.py; do not edit.  See {name}.h. */
 #include "{name}.h"
 
 #include "edgegru_kernels.h"
 
 {chr(10).join(constants)}
-void {name}_reset({name}_state_t *state)
-{{
-    int32_t i;
-{resets}}}
+{scratch}
+typedef char {name}_scratch_bytes_check[sizeof({name}_scratch) == {name.upper()}_SCRATCH_BYTES ? 1 : -1];
 
+{_reset_function(model, name)}
 void {name}_step({name}_state_t *state, const {act} *features, {act} *logits)
 {{
-    /* intermediates of the step graph (step_graph.step_ops); lK.h_new is written over lK.h */
-{declarations}
 {''.join(calls)}}}
 """
-    return {f"{name}.h": header, f"{name}.c": source}
+
+
+def _scratch_ref(model: QuantizedModel, name: str, tensor: str) -> str:
+    """A tensor's C expression inside the generic step: locals live in the static scratch struct."""
+    expression = c_name(model, tensor)
+    return expression if tensor in ("x", "logits") or expression.startswith("state->") else f"{name}_scratch.{expression}"

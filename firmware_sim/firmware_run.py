@@ -20,7 +20,7 @@ from edgegru.quantize import QuantizedModel
 from firmware_sim.build import build
 from firmware_sim.host import decode_stream, encode_stream, write_sources
 from firmware_sim.run import run
-from firmware_sim.sizes import sizes
+from firmware_sim.sizes import sizes, symbol_sizes
 from firmware_sim.targets import get_target
 
 MODEL_NAME = "edgegru_model"
@@ -34,6 +34,24 @@ def macs_per_step(model: QuantizedModel) -> int:
 
 def state_bytes(model: QuantizedModel) -> int:
     return len(model.states) * model.config["hidden"] * np.dtype(model.tensors["x"].dtype).itemsize
+
+
+def model_memory(model: QuantizedModel, elf: Path, name: str = MODEL_NAME) -> dict:
+    """The generated model's own bytes, read from the ELF's symbols: parameters (every `_weights` and
+    `_bias` array) against the artifact's integer tensor bytes, the other constants (requantization
+    parameters and tables), the static scratch of the step, and the caller's state (arithmetic)."""
+    objects = {symbol: size for symbol, size in symbol_sizes(elf).items() if symbol.startswith(name + "_")}
+    parameters = sum(size for symbol, size in objects.items() if symbol.endswith(("_weights", "_bias")))
+    scratch = objects.get(f"{name}_scratch", 0)
+    tensor_bytes = model.weight_bytes()
+    return {
+        "parameter_flash_bytes": parameters,
+        "parameter_tensor_bytes": tensor_bytes,
+        "parameter_flash_ratio": round(parameters / tensor_bytes, 4),
+        "constant_flash_bytes": sum(objects.values()) - parameters - scratch,
+        "scratch_bytes": scratch,
+        "state_bytes": state_bytes(model),
+    }
 
 
 def run_target(model: QuantizedModel, target_name: str, x_q: np.ndarray, lengths: np.ndarray, out_dir: Path,
@@ -56,12 +74,13 @@ def run_target(model: QuantizedModel, target_name: str, x_q: np.ndarray, lengths
             raise EdgeGRUError(f"{target.name}: {len(counts)} instruction counts for {int(lengths.sum())} steps")
         section = sizes(exe)
         macs = macs_per_step(model)
+        memory = model_memory(model, exe)
         measured.update({
             "flash_bytes": section["flash"],
+            **memory,
+            "ram_bytes": memory["state_bytes"] + memory["scratch_bytes"] + result.stack_peak_bytes,
             "ram_bytes_static": section["ram"],
             "stack_bytes": result.stack_peak_bytes,
-            "state_bytes": state_bytes(model),
-            "parameter_bytes": model.weight_bytes(),
             "instructions_per_step_median": int(np.median(counts)),
             "instructions_per_step_max": int(counts.max()),
             "macs_per_step": macs,

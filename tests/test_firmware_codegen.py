@@ -3,6 +3,7 @@ step of japanese-vowels test sequences, int8 and int16x8, both GRU variants (via
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import shutil
@@ -10,12 +11,16 @@ import subprocess
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgegru.errors import EdgeGRUError
+from edgegru.fixedpoint import multiply_by_quantized_multiplier
 from edgegru.golden import quantize_features
 from edgegru.integer_ops import SIGMOID_TABLE_UINT16
 from export.verify import golden_trace
 from firmware_sim.codegen import KERNEL_DIR, generate_c
+from firmware_sim.codegen_int8 import fused_int8_refusal, pair_layout
 from firmware_sim.host import CFLAGS, decode_stream, encode_stream, run_host, write_sources
 
 SEQUENCES = 60
@@ -112,12 +117,52 @@ def test_compiles_warning_free(quantized, tmp_path, compiler):
 
 
 def test_kernels_use_only_stdint_and_string():
-    for path in KERNEL_DIR.glob("edgegru_kernels.*"):
+    """Outside the target paths' own blocks the kernels include only <stdint.h> and <string.h>."""
+    for path in KERNEL_DIR.glob("edgegru_*.[ch]"):
         text = path.read_text()
-        portable = text.split("#if defined(__ARM_FEATURE_MVE)")[0] if path.suffix == ".c" else text
-        assert set(re.findall(r"#include <([\w./]+)>", portable)) <= {"stdint.h", "string.h"}
+        portable = re.sub(r"#if defined\(EDGEGRU_USE_(MVE|DSP)\)[^\n]*\n(#include <arm_\w+\.h>\n)+#endif", "", text)
+        assert set(re.findall(r"#include <([\w./]+)>", portable)) <= {"stdint.h", "string.h"}, path.name
         code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-        assert not re.search(r"\b(malloc|free|float|double)\b", code)
+        assert not re.search(r"\b(malloc|free|float|double)\b", code), path.name
+
+
+def test_int8_models_take_the_fused_kernels(quantized):
+    assert fused_int8_refusal(quantized["int8"]) is None
+    assert "edgegru_gate_int8(" in generate_c(quantized["int8"], "vowels")["vowels.c"]
+    assert "edgegru_gate_int8(" not in generate_c(quantized["int16x8"], "vowels")["vowels.c"]
+
+
+@needs_gcc
+def test_a_model_the_fused_kernels_refuse_runs_on_the_generic_ones(quantized, japanese_vowels):
+    """An FC channel without a right shift (real multiplier >= 1/2) is outside the fused requantization:
+    the generator falls back to the per-operator kernels, still bit-exact."""
+    model = copy.deepcopy(quantized["int8"])
+    params = model.op_params["l0.hz"]
+    shifts = np.array(params.output_shift).copy()
+    shifts[0] = 0
+    model.op_params["l0.hz"] = dataclasses.replace(params, output_shift=shifts)
+    assert "l0.hz" in fused_int8_refusal(model)
+    assert "edgegru_gate_int8(" not in generate_c(model, "vowels")["vowels.c"]
+    x_q, lengths = _test_sequences(model, japanese_vowels.test, 40)
+    logits, states = run_host(model, x_q, lengths)
+    mismatches, elements = count_mismatches(model, x_q, lengths, logits, states)
+    assert mismatches == 0, f"{mismatches} of {elements} elements differ from the golden model"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(v=st.integers(-(2**30) + 1, 2**30 - 1), multiplier=st.integers(2**30, 2**31 - 1), exponent=st.integers(1, 31))
+def test_fused_requantization_identity(v, multiplier, exponent):
+    """The one multiply-add of edgegru_gru_int8.c equals the spec's SRDHM then rounding divide."""
+    fused = (((1 << (exponent - 1)) + (v >> 31)) * 2**32 + 2**31 + 2 * v * multiplier) >> 32 >> exponent
+    assert fused == int(multiply_by_quantized_multiplier(v, multiplier, -exponent, "double"))
+
+
+def test_pair_layout_keeps_the_weight_bytes():
+    """The DSP layout is a permutation of halfwords: two int8 rows per pair, padding only for odd sizes."""
+    rng = np.random.default_rng(0)
+    for rows, cols in ((192, 64), (7, 64), (192, 6), (5, 3)):
+        packed = pair_layout(rng.integers(-127, 128, size=(rows, cols), dtype=np.int8))
+        assert packed.dtype == np.int32 and packed.nbytes == (rows + rows % 2) * (cols + cols % 2)
 
 
 def test_kernel_sigmoid_table_is_the_golden_one():

@@ -30,6 +30,30 @@ def test_host_m4_m33_m55_are_bit_exact_and_measured(quantized, japanese_vowels, 
         assert 0 < report["stack_bytes"] < 16384
 
 
+@pytest.mark.parametrize("scheme", ["int8", "int16x8"])
+def test_flash_and_ram_of_the_model_match_the_arithmetic(quantized, japanese_vowels, tmp_path, scheme):
+    """Parameters cost at most 1.05x their integer tensor bytes; the RAM is the caller's state plus the
+    step's one static scratch buffer (sizes from the ELF's symbols) plus the measured stack."""
+    require("cortex-m4")
+    model = quantized[scheme]
+    report = firmware_run(model, japanese_vowels.test, ["cortex-m4"], tmp_path, max_sequences=2)[0]
+    assert report["parameter_tensor_bytes"] == model.weight_bytes()
+    weight_only = sum(w.nbytes for w in model.weights.values())  # int16x8 biases are int64 in the artifact, int32 in C
+    assert weight_only < report["parameter_flash_bytes"] <= 1.05 * model.weight_bytes()
+    cfg = model.config
+    hidden, itemsize = cfg["hidden"], 1 if scheme == "int8" else 2
+    assert report["state_bytes"] == cfg["layers"] * hidden * itemsize
+    if scheme == "int8":  # fused: int32 gate accumulators, widened x, int8 gates r, z, n (+ r * h)
+        gates = (3 if cfg["variant"] == "reset_after" else 4) * hidden
+        words = max(3 * hidden, cfg["num_classes"]) + 3 * hidden + (max(cfg["input_size"], hidden) + 1) // 2
+        expected = 4 * words + -(-gates // 4) * 4
+    else:  # generic: every intermediate tensor of the step graph that is not state or output
+        expected = itemsize * sum(len(model.weights[op.weight]) if op.kind == "fully_connected" else hidden
+                                  for op in model.ops if op.output != "logits" and not op.output.endswith("h_new"))
+    assert report["scratch_bytes"] == expected
+    assert report["ram_bytes"] == report["state_bytes"] + report["scratch_bytes"] + report["stack_bytes"]
+
+
 def test_instruction_counts_are_repeatable(quantized, japanese_vowels, tmp_path):
     require("cortex-m4")
     first = firmware_run(quantized["int8"], japanese_vowels.test, ["cortex-m4"], tmp_path / "a", max_sequences=3)[0]

@@ -5,11 +5,11 @@
 
 #include <string.h>
 
-#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1) && !defined(EDGEGRU_PORTABLE)
-#define EDGEGRU_USE_MVE 1
+#include "edgegru_target.h"
+#if defined(EDGEGRU_USE_MVE)
 #include <arm_mve.h>
-#elif defined(__ARM_FEATURE_DSP) && !defined(EDGEGRU_PORTABLE)
-#define EDGEGRU_USE_DSP 1
+#endif
+#if defined(EDGEGRU_USE_DSP)
 #include <arm_acle.h>
 #endif
 
