@@ -33,7 +33,7 @@ from edgegru.quantize import QuantizedModel
 from firmware_sim.build import build
 from firmware_sim.c_text import c_array
 from firmware_sim.codegen import kernel_sources
-from firmware_sim.codegen_int8 import pair_layout
+from firmware_sim.codegen_int8 import weight_arrays
 from firmware_sim.firmware_run import MODEL_NAME, macs_per_step
 from firmware_sim.host import encode_stream, write_sources
 from firmware_sim.run import RunResult, run
@@ -109,7 +109,7 @@ def matvec_source(cases: Sequence[tuple[str, int, int]], repeats: int,
     """C benchmark: `repeats` empty windows, then for each (scheme, rows, cols) case `repeats` windows of
     one mat-vec acc = W x over the first rows * cols weights, then the accumulators of the last repeat
     written to stdout (int32, native order).  int8: the step's kernel `edgegru_matvec_int8`, the weights
-    in the path's layout (`codegen_int8.pair_layout` on the DSP path); int16x8: `edgegru_dot_int16x8`
+    in the path's layout (`codegen_int8.weight_arrays`); int16x8: `edgegru_dot_int16x8`
     per row, as the generic step calls it."""
     max_rows = max(r for _, r, _ in cases)
     max_cols = max(c for _, _, c in cases)
@@ -125,9 +125,7 @@ def matvec_source(cases: Sequence[tuple[str, int, int]], repeats: int,
         f"static int32_t wide[{(max_cols + 1) // 2}];\n\n",
     ]
     for _, rows, cols in sorted({c for c in cases if c[0] == "int8"}):
-        matrix = weights[: rows * cols].reshape(rows, cols)
-        parts += ["#if defined(EDGEGRU_USE_DSP)\n", c_array("int32_t", f"packed_{rows}x{cols}", pair_layout(matrix)),
-                  "#else\n", c_array("int8_t", f"packed_{rows}x{cols}", matrix), "#endif\n"]
+        parts.append(weight_arrays(f"packed_{rows}x{cols}", weights[: rows * cols].reshape(rows, cols)))
     parts.append(
         "static void matvec_int16x8(const int16_t *x, int32_t rows, int32_t cols)\n{\n"
         "    int32_t r;\n"

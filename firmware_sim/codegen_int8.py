@@ -66,6 +66,17 @@ def pair_layout(weights: np.ndarray) -> np.ndarray:
     return np.array(words, dtype=np.uint64).astype(np.uint32).view(np.int32)
 
 
+def weight_arrays(symbol: str, weights: np.ndarray) -> str:
+    """`symbol` as the DSP path's row pairs (`pair_layout`) or, on the other paths, row-major int8: both
+    under `#if`, the compiler keeps the one its kernel reads."""
+    cols = weights.shape[1]
+    return ("#if defined(EDGEGRU_USE_DSP)\n"
+            + c_array("int32_t", symbol, pair_layout(weights), per_line=8)
+            + "#else\n"
+            + c_array("int8_t", symbol, weights, per_line=cols if cols <= 32 else 16)
+            + "#endif\n")
+
+
 def add_input_tables(p: AddParams, sign: int) -> tuple[np.ndarray, np.ndarray]:
     """int32 [256] each: input k's rescale MBQM((q - zp_k) << left_shift) for q = -128..127 (the second
     negated for SUB), exactly the golden model's ADD (integer_ops._add_or_sub); |value| < 2^27."""
@@ -125,14 +136,10 @@ class _Emitter:
         bias = np.concatenate([folded_bias(self.model, op) for op in ops])
         rows, cols = weights.shape
         symbol = self.symbol(label)
-        per_line = cols if cols <= 32 else 16
         self.constants.append(
             f"/* {', '.join(op.weight for op in ops)} stacked: int8 [{rows}][{cols}], symmetric per output channel */\n"
-            "#if defined(EDGEGRU_USE_DSP)\n"
-            + c_array("int32_t", f"{symbol}_weights", pair_layout(weights), per_line=8)
-            + "#else\n"
-            + c_array("int8_t", f"{symbol}_weights", weights, per_line=per_line)
-            + "#endif\n/* int32 at scale s_in * s_w[c], the input zero point folded in */\n"
+            + weight_arrays(f"{symbol}_weights", weights)
+            + "/* int32 at scale s_in * s_w[c], the input zero point folded in */\n"
             + c_array("int32_t", f"{symbol}_bias", bias, per_line=8))
         return f"{symbol}_weights", f"{symbol}_bias", rows, cols
 

@@ -18,6 +18,7 @@ from edgegru.atomic import write_json_atomic
 from edgegru.errors import EdgeGRUError
 from edgegru.quantize import QuantizedModel
 from firmware_sim.build import build
+from firmware_sim.codegen import state_bytes
 from firmware_sim.host import decode_stream, encode_stream, write_sources
 from firmware_sim.run import run
 from firmware_sim.sizes import sizes, symbol_sizes
@@ -30,10 +31,6 @@ DEFAULT_CLOCK_MHZ = 100.0
 def macs_per_step(model: QuantizedModel) -> int:
     """Multiply-accumulates of one step: every FULLY_CONNECTED's weight count."""
     return int(sum(model.weights[op.weight].size for op in model.ops if op.kind == "fully_connected"))
-
-
-def state_bytes(model: QuantizedModel) -> int:
-    return len(model.states) * model.config["hidden"] * np.dtype(model.tensors["x"].dtype).itemsize
 
 
 def model_memory(model: QuantizedModel, elf: Path, name: str = MODEL_NAME) -> dict:
