@@ -2,14 +2,15 @@
 
 What the generator knows at build time and a general library does not, used here:
 - the gates' weights are stacked ([W_ir; W_iz; W_in] and [W_hr; W_hz; W_hn]) so that each input
-  vector is read by one mat-vec, and laid out per kernel path (row-major, or the DSP path's row pairs,
-  `pair_layout`), both under `#if` in the same source: the compiler keeps the one it reads;
+  vector is read by one mat-vec, and laid out per kernel path (row-major, the MVE path's 4-row blocks,
+  `block_layout`, or the DSP path's row pairs, `pair_layout`), all under `#if` in the same source: the
+  compiler keeps the one its kernel reads;
 - the input zero point is folded into the bias (`codegen.folded_bias`);
 - every ADD/SUB input rescale is a 256-entry table computed with the golden model's own
   `multiply_by_quantized_multiplier` (`add_input_tables`): bit-exact by construction;
-- every requantization is one 64-bit multiply-add, which needs a right shift of at least 1 and
-  accumulators below 2^30; `fused_int8_refusal` says when a model does not meet that (the generic
-  per-operator kernels take it then).
+- every requantization, output zero point included, is one 64-bit multiply-add (`requant_fields`),
+  which needs a right shift in [1, 22] and accumulators below 2^30; `fused_int8_refusal` says when a
+  model does not meet that (the generic per-operator kernels take it then).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from firmware_sim.c_text import c_array, c_int, c_struct
 
 PAIR_ODD_BOUND = 2**23  # 128 * sum|W[odd row]| below this: 256 * dot_odd fits int32 (edgegru_gru_int8.h)
 MAX_ACCUMULATOR_BITS = 31  # |acc| < 2^30: the requantization doubles it
+MAX_RIGHT_SHIFT = 22  # 129 * 2^e + 2^30 < 2^31: the requantization's high word fits int32
 
 
 def fused_int8_refusal(model: QuantizedModel) -> str | None:
@@ -34,14 +36,15 @@ def fused_int8_refusal(model: QuantizedModel) -> str | None:
         return f"accumulators of {bits} bits (the fused requantization needs at most {MAX_ACCUMULATOR_BITS})"
     for op in model.ops:
         p = model.op_params[op.output]
+        if op.kind in ("fully_connected", "add", "sub", "mul"):
+            shifts = -np.asarray(p.output_shift)
+            if shifts.min() < 1 or shifts.max() > MAX_RIGHT_SHIFT:
+                return (f"{op.output}: a requantization shifts right by {shifts.min()} to {shifts.max()} "
+                        f"(the fused requantization needs 1 to {MAX_RIGHT_SHIFT})")
         if op.kind == "fully_connected":
-            if np.max(p.output_shift) > -1:
-                return f"{op.output}: a channel's requantization does not shift right"
             odd_rows = np.abs(model.weights[op.weight].astype(np.int64))[1::2].sum(axis=1)
             if 128 * odd_rows.max(initial=0) >= PAIR_ODD_BOUND:
                 return f"{op.output}: rows too long for the DSP path's row pairs"
-        elif op.kind in ("add", "sub", "mul") and p.output_shift > -1:
-            return f"{op.output}: the output requantization does not shift right"
     return None
 
 
@@ -66,14 +69,27 @@ def pair_layout(weights: np.ndarray) -> np.ndarray:
     return np.array(words, dtype=np.uint64).astype(np.uint32).view(np.int32)
 
 
+def block_layout(weights: np.ndarray) -> np.ndarray:
+    """int8 [rows, cols] -> the MVE path's bytes (edgegru_gru_int8.h): per block of 4 rows and per chunk
+    of 16 columns (the last one cols % 16 wide), the 4 rows' bytes of that chunk; then the rows % 4
+    last rows row-major.  A permutation: no padding."""
+    rows, cols = weights.shape
+    blocked = rows - rows % 4
+    chunks = [weights[r:r + 4, c:c + 16].reshape(-1) for r in range(0, blocked, 4) for c in range(0, cols, 16)]
+    return np.concatenate(chunks + [weights[blocked:].reshape(-1)]).astype(np.int8)
+
+
 def weight_arrays(symbol: str, weights: np.ndarray) -> str:
-    """`symbol` as the DSP path's row pairs (`pair_layout`) or, on the other paths, row-major int8: both
-    under `#if`, the compiler keeps the one its kernel reads."""
+    """`symbol` in each kernel path's layout (DSP `pair_layout`, MVE `block_layout`, portable row-major),
+    under `#if`: the compiler keeps the one its kernel reads."""
     cols = weights.shape[1]
+    per_line = cols if cols <= 32 else 16
     return ("#if defined(EDGEGRU_USE_DSP)\n"
             + c_array("int32_t", symbol, pair_layout(weights), per_line=8)
+            + "#elif defined(EDGEGRU_USE_MVE)\n"
+            + c_array("int8_t", symbol, block_layout(weights), per_line=16)
             + "#else\n"
-            + c_array("int8_t", symbol, weights, per_line=cols if cols <= 32 else 16)
+            + c_array("int8_t", symbol, weights, per_line=per_line)
             + "#endif\n")
 
 
@@ -94,8 +110,8 @@ def scratch_fields(model: QuantizedModel) -> list[tuple[str, str, int, int]]:
     cfg = model.config
     hidden, classes = cfg["hidden"], cfg["num_classes"]
     wide = (max(cfg["input_size"], hidden) + 1) // 2
-    fields = [("int32_t", "acc_x", 4, max(3 * hidden, classes)), ("int32_t", "acc_h", 4, 3 * hidden),
-              ("int32_t", "wide", 4, wide),
+    fields = [("int32_t", "acc", 4, max(3 * hidden, classes)), ("int32_t", "wide", 4, wide),
+              ("int8_t", "gx", 1, 3 * hidden), ("int8_t", "gh", 1, 3 * hidden),
               ("int8_t", "r", 1, hidden), ("int8_t", "z", 1, hidden), ("int8_t", "n", 1, hidden)]
     if cfg["variant"] == "reset_before":
         fields.append(("int8_t", "r_h", 1, hidden))
@@ -113,8 +129,16 @@ def _initializer(fields: dict) -> str:
                            for key, value in fields.items()) + "}"
 
 
-def _requant(multiplier: int, shift: int, offset: int) -> dict:
-    return {"multiplier": c_int(multiplier), "exponent": c_int(-shift), "offset": c_int(offset)}
+def requant_fields(multiplier, shift, zero_point) -> dict[str, np.ndarray]:
+    """The fused requantization's parameters (edgegru_gru_int8.h), elementwise: multiplier (Q31),
+    nudge = 2^(e-1) + zp 2^e and exponent e = -shift, the right shift."""
+    exponent = -np.asarray(shift, dtype=np.int64)
+    nudge = (np.int64(1) << (exponent - 1)) + np.asarray(zero_point, dtype=np.int64) * (np.int64(1) << exponent)
+    return {"multiplier": np.asarray(multiplier, dtype=np.int64), "nudge": nudge, "exponent": exponent}
+
+
+def _requant(multiplier: int, shift: int, zero_point: int) -> dict:
+    return {key: c_int(int(value)) for key, value in requant_fields(multiplier, shift, zero_point).items()}
 
 
 class _Emitter:
@@ -127,34 +151,35 @@ class _Emitter:
     def symbol(self, tensor: str) -> str:
         return f"{self.name}_{tensor.replace('.', '_')}"
 
-    def matrix(self, label: str, fc_outputs: list[str]) -> tuple[str, str, int, int]:
-        """Stacked weights and folded biases of these FULLY_CONNECTED ops -> (weights, bias, rows, cols)."""
+    def op(self, output: str):
+        return next(op for op in self.model.ops if op.output == output)
+
+    def fc(self, label: str, fc_outputs: list[str]) -> str:
+        """These FULLY_CONNECTED ops stacked into one edgegru_fc_int8_t: weights, folded biases and the
+        per-row requantization (each op's own output zero point)."""
         from firmware_sim.codegen import folded_bias
 
         ops = [self.op(output) for output in fc_outputs]
+        params = [self.model.op_params[output] for output in fc_outputs]
         weights = np.vstack([self.model.weights[op.weight] for op in ops])
         bias = np.concatenate([folded_bias(self.model, op) for op in ops])
         rows, cols = weights.shape
+        requant = requant_fields(np.concatenate([p.output_multiplier for p in params]),
+                                 np.concatenate([p.output_shift for p in params]),
+                                 np.concatenate([np.full(len(p.output_multiplier), p.output_offset) for p in params]))
         symbol = self.symbol(label)
         self.constants.append(
             f"/* {', '.join(op.weight for op in ops)} stacked: int8 [{rows}][{cols}], symmetric per output channel */\n"
             + weight_arrays(f"{symbol}_weights", weights)
-            + "/* int32 at scale s_in * s_w[c], the input zero point folded in */\n"
-            + c_array("int32_t", f"{symbol}_bias", bias, per_line=8))
-        return f"{symbol}_weights", f"{symbol}_bias", rows, cols
-
-    def op(self, output: str):
-        return next(op for op in self.model.ops if op.output == output)
-
-    def channel_requant(self, output: str) -> str:
-        p = self.model.op_params[output]
-        symbol = self.symbol(output)
-        self.constants.append(
-            f"/* {output}: per-channel requantization to int8, zp {p.output_offset} */\n"
-            + c_array("int32_t", f"{symbol}_multiplier", p.output_multiplier, per_line=8)
-            + c_array("uint8_t", f"{symbol}_exponent", -np.asarray(p.output_shift)))
-        return {"multiplier": f"{symbol}_multiplier", "exponent": f"{symbol}_exponent",
-                "offset": c_int(p.output_offset)}
+            + "/* int32 at scale s_in * s_w[r], the input zero point folded in */\n"
+            + c_array("int32_t", f"{symbol}_bias", bias, per_line=8)
+            + f"/* per-row requantization to int8, output zero points {', '.join(str(p.output_offset) for p in params)} */\n"
+            + c_array("int32_t", f"{symbol}_multiplier", requant["multiplier"], per_line=8)
+            + c_array("int32_t", f"{symbol}_nudge", requant["nudge"], per_line=8)
+            + c_array("uint8_t", f"{symbol}_exponent", requant["exponent"]))
+        return self.struct("edgegru_fc_int8_t", label, {
+            **{key: f"{symbol}_{key}" for key in ("weights", "bias", "multiplier", "nudge", "exponent")},
+            "rows": c_int(rows), "cols": c_int(cols)})
 
     def add(self, output: str) -> str:
         op = self.op(output)
@@ -165,7 +190,7 @@ class _Emitter:
             f"/* {output} = {op.kind.upper()}({', '.join(op.inputs)}): input rescales at q + 128 */\n"
             + c_array("int32_t", f"{symbol}_table1", first, per_line=8)
             + c_array("int32_t", f"{symbol}_table2", second, per_line=8))
-        return {"table1": f"{symbol}_table1", "table2": f"{symbol}_table2",
+        return {"table1": f"&{symbol}_table1[128]", "table2": f"&{symbol}_table2[128]",
                 "output": _requant(p.output_multiplier, p.output_shift, p.output_offset)}
 
     def mul(self, output: str) -> str:
@@ -177,7 +202,7 @@ class _Emitter:
         symbol = self.symbol(output)
         self.constants.append(f"/* {output} = {self.op(output).kind.upper()}: int8 table at q + 128 */\n"
                               + c_array("int8_t", f"{symbol}_table", self.model.op_params[output].table))
-        return f"{symbol}_table"
+        return f"&{symbol}_table[128]"
 
     def struct(self, ctype: str, label: str, fields: dict) -> str:
         symbol = self.symbol(label)
@@ -198,45 +223,34 @@ def fused_int8_source(model: QuantizedModel, name: str) -> str:
     for layer in range(cfg["layers"]):
         p = f"l{layer}."
         state = c_name(model, p + "h")
-        cols_x = cfg["input_size"] if layer == 0 else hidden
-        wx, bx, rows_x, _ = emit.matrix(p + "x", [p + "xr", p + "xz", p + "xn"])
-        recurrent = [p + "hr", p + "hz"] + ([p + "hn"] if cfg["variant"] == "reset_after" else [])
-        wh, bh, rows_h, _ = emit.matrix(p + "h", recurrent)
-        gates = {}
-        for gate in ("r", "z"):
-            gates[gate] = emit.struct("edgegru_gate_int8_t", p + gate, {
-                "a": emit.channel_requant(p + "x" + gate), "b": emit.channel_requant(p + "h" + gate),
-                "add": emit.add(p + gate + "_pre"), "activation": emit.activation(p + gate)})
-        calls += [f"    /* layer {layer} */\n",
-                  f"    edgegru_matvec_int8({wx}, {bx}, {layer_input}, S.acc_x, {rows_x}, {cols_x}, S.wide);\n",
-                  f"    edgegru_matvec_int8({wh}, {bh}, {state}, S.acc_h, {rows_h}, {hidden}, S.wide);\n",
-                  f"    edgegru_gate_int8({gates['r']}, S.acc_x, S.acc_h, S.r, {hidden});\n",
-                  f"    edgegru_gate_int8({gates['z']}, S.acc_x + {hidden}, S.acc_h + {hidden}, S.z, {hidden});\n"]
+        fc_x = emit.fc(p + "x", [p + "xr", p + "xz", p + "xn"])
+        fc_h = emit.fc(p + "h", [p + "hr", p + "hz"] + ([p + "hn"] if cfg["variant"] == "reset_after" else []))
+        gates = {gate: emit.struct("edgegru_gate_int8_t", p + gate, {
+            "add": emit.add(p + gate + "_pre"), "activation": emit.activation(p + gate)}) for gate in ("r", "z")}
+        calls += [f"    /* layer {layer}: gx = [xr; xz; xn], gh = [hr; hz(; hn)] */\n",
+                  f"    edgegru_fc_int8({fc_x}, {layer_input}, S.gx, S.acc, S.wide);\n",
+                  f"    edgegru_fc_int8({fc_h}, {state}, S.gh, S.acc, S.wide);\n",
+                  f"    edgegru_gate_int8({gates['r']}, S.gx, S.gh, S.r, {hidden});\n",
+                  f"    edgegru_gate_int8({gates['z']}, S.gx + {hidden}, S.gh + {hidden}, S.z, {hidden});\n"]
         if cfg["variant"] == "reset_after":
             candidate = emit.struct("edgegru_candidate_int8_t", p + "n", {
-                "xn": emit.channel_requant(p + "xn"), "hn": emit.channel_requant(p + "hn"),
                 "reset": emit.mul(p + "r_hn"), "add": emit.add(p + "n_pre"), "activation": emit.activation(p + "n")})
-            calls.append(f"    edgegru_candidate_int8({candidate}, S.acc_x + {2 * hidden}, S.acc_h + {2 * hidden}, "
+            calls.append(f"    edgegru_candidate_int8({candidate}, S.gx + {2 * hidden}, S.gh + {2 * hidden}, "
                          f"S.r, S.n, {hidden});\n")
         else:
             reset = emit.struct("edgegru_mul_int8_t", p + "r_h", emit.mul(p + "r_h"))
-            whn, bhn, _, _ = emit.matrix(p + "hn", [p + "hn"])
+            fc_hn = emit.fc(p + "hn", [p + "hn"])
             candidate = emit.struct("edgegru_gate_int8_t", p + "n", {
-                "a": emit.channel_requant(p + "xn"), "b": emit.channel_requant(p + "hn"),
                 "add": emit.add(p + "n_pre"), "activation": emit.activation(p + "n")})
             calls += [f"    edgegru_mul_vector_int8({reset}, S.r, {state}, S.r_h, {hidden});\n",
-                      f"    edgegru_matvec_int8({whn}, {bhn}, S.r_h, S.acc_h + {2 * hidden}, {hidden}, {hidden}, S.wide);\n",
-                      f"    edgegru_gate_int8({candidate}, S.acc_x + {2 * hidden}, S.acc_h + {2 * hidden}, "
-                      f"S.n, {hidden});\n"]
+                      f"    edgegru_fc_int8({fc_hn}, S.r_h, S.gh + {2 * hidden}, S.acc, S.wide);\n",
+                      f"    edgegru_gate_int8({candidate}, S.gx + {2 * hidden}, S.gh + {2 * hidden}, S.n, {hidden});\n"]
         update = emit.struct("edgegru_update_int8_t", p + "update", {
             "sub": emit.add(p + "h_minus_n"), "mul": emit.mul(p + "z_h_minus_n"), "add": emit.add(p + "h_new")})
         calls.append(f"    edgegru_update_int8({update}, S.z, S.n, {state}, {hidden});\n")
         layer_input = state
-    w_head, b_head, classes, _ = emit.matrix("head", ["logits"])
-    head = emit.struct("edgegru_channel_requant_t", "logits", emit.channel_requant("logits"))
-    calls += ["    /* head */\n",
-              f"    edgegru_matvec_int8({w_head}, {b_head}, {layer_input}, S.acc_x, {classes}, {hidden}, S.wide);\n",
-              f"    edgegru_requantize_int8({head}, S.acc_x, logits, {classes});\n"]
+    head = emit.fc("head", ["logits"])
+    calls += ["    /* head */\n", f"    edgegru_fc_int8({head}, {layer_input}, logits, S.acc, S.wide);\n"]
     fields = "".join(f"    {ctype} {field}[{count}];\n" for ctype, field, _, count in scratch_fields(model))
     return f"""/* {name}: generated by firmware_sim/codegen.py (fused int8 kernels); do not edit.  See {name}.h. */
 #include "{name}.h"
@@ -245,7 +259,7 @@ def fused_int8_source(model: QuantizedModel, name: str) -> str:
 #include "edgegru_target.h"
 
 {chr(10).join(emit.constants)}
-/* The step's intermediates: stacked gate accumulators (r, z, n) and the int8 gates. */
+/* The step's intermediates: mat-vec accumulators, the stacked int8 FC outputs and the int8 gates. */
 static struct {{
 {fields}}} {name}_scratch;
 #define S {name}_scratch

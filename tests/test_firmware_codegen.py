@@ -20,7 +20,7 @@ from edgegru.golden import quantize_features
 from edgegru.integer_ops import SIGMOID_TABLE_UINT16
 from export.verify import golden_trace
 from firmware_sim.codegen import KERNEL_DIR, generate_c
-from firmware_sim.codegen_int8 import fused_int8_refusal, pair_layout
+from firmware_sim.codegen_int8 import MAX_RIGHT_SHIFT, block_layout, fused_int8_refusal, pair_layout, requant_fields
 from firmware_sim.host import CFLAGS, decode_stream, encode_stream, run_host, write_sources
 
 SEQUENCES = 60
@@ -150,19 +150,35 @@ def test_a_model_the_fused_kernels_refuse_runs_on_the_generic_ones(quantized, ja
 
 
 @settings(max_examples=2000, deadline=None)
-@given(v=st.integers(-(2**30) + 1, 2**30 - 1), multiplier=st.integers(2**30, 2**31 - 1), exponent=st.integers(1, 31))
-def test_fused_requantization_identity(v, multiplier, exponent):
-    """The one multiply-add of edgegru_gru_int8.c equals the spec's SRDHM then rounding divide."""
-    fused = (((1 << (exponent - 1)) + (v >> 31)) * 2**32 + 2**31 + 2 * v * multiplier) >> 32 >> exponent
-    assert fused == int(multiply_by_quantized_multiplier(v, multiplier, -exponent, "double"))
+@given(v=st.integers(-(2**30) + 1, 2**30 - 1), multiplier=st.integers(2**30, 2**31 - 1),
+       exponent=st.integers(1, MAX_RIGHT_SHIFT), zero_point=st.integers(-128, 127))
+def test_fused_requantization_identity(v, multiplier, exponent, zero_point):
+    """Both forms of edgegru_gru_int8.c's requantization (the scalar 64-bit multiply-add and the MVE
+    VQRDMULH-then-shift) equal the spec's SRDHM, rounding divide and zero point, within int32/int64."""
+    fields = requant_fields(multiplier, -exponent, zero_point)
+    nudge = int(fields["nudge"])
+    assert int(fields["exponent"]) == exponent and abs(nudge) + 2**30 < 2**31
+    spec = int(multiply_by_quantized_multiplier(v, multiplier, -exponent, "double")) + zero_point
+    high = (nudge + (v >> 31)) * 2**32 + 2**31 + 2 * v * multiplier
+    assert -(2**63) <= high < 2**63
+    scalar = (high >> 32) >> exponent
+    t = (2 * v * multiplier + 2**31) >> 32  # VQRDMULH
+    vector = (t + (t >> 31) + nudge) >> exponent
+    assert scalar == spec and vector == spec  # exact before the saturation both then apply
 
 
-def test_pair_layout_keeps_the_weight_bytes():
-    """The DSP layout is a permutation of halfwords: two int8 rows per pair, padding only for odd sizes."""
+def test_weight_layouts_keep_the_weight_bytes():
+    """The DSP layout is a permutation of halfwords: two int8 rows per pair, padding only for odd sizes.
+    The MVE layout is a permutation of the bytes, in the order its kernel reads them."""
     rng = np.random.default_rng(0)
-    for rows, cols in ((192, 64), (7, 64), (192, 6), (5, 3)):
-        packed = pair_layout(rng.integers(-127, 128, size=(rows, cols), dtype=np.int8))
+    for rows, cols in ((192, 64), (7, 64), (192, 6), (5, 3), (9, 37)):
+        weights = rng.integers(-127, 128, size=(rows, cols), dtype=np.int8)
+        packed = pair_layout(weights)
         assert packed.dtype == np.int32 and packed.nbytes == (rows + rows % 2) * (cols + cols % 2)
+        blocked = block_layout(weights)
+        assert blocked.nbytes == weights.nbytes and sorted(blocked.tolist()) == sorted(weights.reshape(-1).tolist())
+        first_chunk = min(16, cols)
+        assert blocked[first_chunk:2 * first_chunk].tolist() == weights[1, :first_chunk].tolist()
 
 
 def test_kernel_sigmoid_table_is_the_golden_one():

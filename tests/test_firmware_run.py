@@ -43,10 +43,10 @@ def test_flash_and_ram_of_the_model_match_the_arithmetic(quantized, japanese_vow
     cfg = model.config
     hidden, itemsize = cfg["hidden"], 1 if scheme == "int8" else 2
     assert report["state_bytes"] == cfg["layers"] * hidden * itemsize
-    if scheme == "int8":  # fused: int32 gate accumulators, widened x, int8 gates r, z, n (+ r * h)
-        gates = (3 if cfg["variant"] == "reset_after" else 4) * hidden
-        words = max(3 * hidden, cfg["num_classes"]) + 3 * hidden + (max(cfg["input_size"], hidden) + 1) // 2
-        expected = 4 * words + -(-gates // 4) * 4
+    if scheme == "int8":  # fused: int32 accumulators, widened x; int8 FC outputs gx, gh, gates r, z, n (+ r * h)
+        int8_bytes = (6 + 3 + (0 if cfg["variant"] == "reset_after" else 1)) * hidden
+        words = max(3 * hidden, cfg["num_classes"]) + (max(cfg["input_size"], hidden) + 1) // 2
+        expected = 4 * words + -(-int8_bytes // 4) * 4
     else:  # generic: every intermediate tensor of the step graph that is not state or output
         expected = itemsize * sum(len(model.weights[op.weight]) if op.kind == "fully_connected" else hidden
                                   for op in model.ops if op.output != "logits" and not op.output.endswith("h_new"))

@@ -14,14 +14,14 @@
 #include <arm_acle.h>
 #endif
 
-/* The elementwise passes are written with these small functions; they must be inlined to be fast. */
+/* The passes are written with these small functions; they must be inlined to be fast. */
 #if defined(__GNUC__)
 #define INLINE __attribute__((always_inline)) inline
 #else
 #define INLINE inline
 #endif
 
-/* --- scalar arithmetic (every path's reference; the DSP path uses it as is) ---------------------- */
+/* --- scalar arithmetic (the reference of every path; the vector code must agree with it) ---------- */
 
 /* floor(x / 2^n), n in [0, 31]; one ASR with gcc and clang. */
 static INLINE int32_t floor_shift(int32_t x, int32_t n)
@@ -35,14 +35,6 @@ static INLINE int32_t high_word(int64_t x)
     return (int32_t)(x >= 0 ? x / 4294967296 : -1 - (-1 - x) / 4294967296);
 }
 
-/* The spec's MultiplyByQuantizedMultiplier(v, m, -e) for e >= 1, |v| < 2^30, m in [2^30, 2^31):
- * floor((2 v m + 2^31 + 2^32 (2^(e-1) - [v < 0])) / 2^(32 + e)); |2 v m| < 2^62.  One SMLAL on Arm. */
-static INLINE int32_t requantize(int32_t v, int32_t multiplier, int32_t exponent)
-{
-    const int64_t nudge = (int64_t)(((int32_t)1 << (exponent - 1)) + floor_shift(v, 31)) * 4294967296 + 0x80000000u;
-    return floor_shift(high_word(nudge + (int64_t)(v * 2) * multiplier), exponent);
-}
-
 static INLINE int32_t saturate_int8(int32_t v)
 {
 #if defined(EDGEGRU_USE_MVE) || defined(EDGEGRU_USE_DSP)
@@ -52,15 +44,58 @@ static INLINE int32_t saturate_int8(int32_t v)
 #endif
 }
 
-static INLINE int32_t requant_int8(int32_t v, const edgegru_requant_t *q)
+/* saturate(floor((2 v m + 2^31 + 2^32 (nudge - [v < 0])) / 2^(32 + e))): the header's requantization to
+ * int8, |v| < 2^30.  One SMLAL and one ASR on Arm. */
+static INLINE int32_t requantize(int32_t v, int32_t multiplier, int32_t nudge, int32_t exponent)
 {
-    return saturate_int8(requantize(v, q->multiplier, q->exponent) + q->offset);
+    const int64_t high = (int64_t)(nudge + floor_shift(v, 31)) * 4294967296 + 0x80000000u;
+    return saturate_int8(floor_shift(high_word(high + (int64_t)(v * 2) * multiplier), exponent));
 }
 
-static INLINE int32_t channel_int8(int32_t acc, const edgegru_channel_requant_t *q, int32_t c)
+static INLINE int32_t requant_int8(int32_t v, const edgegru_requant_t *q)
 {
-    return saturate_int8(requantize(acc, q->multiplier[c], q->exponent[c]) + q->offset);
+    return requantize(v, q->multiplier, q->nudge, q->exponent);
 }
+
+/* --- vector arithmetic (MVE: four int32 lanes) ---------------------------------------------------- */
+
+#if defined(EDGEGRU_USE_MVE)
+
+static INLINE int32x4_t saturate_int8_lanes(int32x4_t v)
+{
+    return vmaxq_s32(vminq_s32(v, vdupq_n_s32(127)), vdupq_n_s32(-128));
+}
+
+/* The requantization from t = VQRDMULH(v, m): saturate((t - [t < 0] + nudge) >> e) (header). */
+static INLINE int32x4_t requantize_high(int32x4_t t, int32x4_t nudge, int32x4_t minus_exponent)
+{
+    return saturate_int8_lanes(vshlq_s32(vaddq_s32(vaddq_s32(t, vshrq_n_s32(t, 31)), nudge), minus_exponent));
+}
+
+static INLINE int32x4_t requant_int8_lanes(int32x4_t v, const edgegru_requant_t *q)
+{
+    return requantize_high(vqrdmulhq_n_s32(v, q->multiplier), vdupq_n_s32(q->nudge), vdupq_n_s32(-q->exponent));
+}
+
+/* Four int8 at p, sign-extended. */
+static INLINE int32x4_t load_int8_lanes(const int8_t *p)
+{
+    return vldrbq_s32(p);
+}
+
+/* table[q] per lane, q in [-128, 127], table pointing at entry 0 (header): gathers take unsigned
+ * offsets, so they start at table - 128. */
+static INLINE int32x4_t lookup_int32(const int32_t *table, int32x4_t q)
+{
+    return vldrwq_gather_shifted_offset_s32(table - 128, vreinterpretq_u32_s32(vaddq_n_s32(q, 128)));
+}
+
+static INLINE int32x4_t lookup_int8(const int8_t *table, int32x4_t q)
+{
+    return vldrbq_gather_offset_s32(table - 128, vreinterpretq_u32_s32(vaddq_n_s32(q, 128)));
+}
+
+#endif
 
 /* --- mat-vec ------------------------------------------------------------------------------------ */
 
@@ -90,61 +125,92 @@ static void widen(const int8_t *x, int32_t cols, uint32_t *wide)
 }
 
 /* dot_odd from a = 256 dot_odd + dot_even (mod 2^32) and dot_even; |256 dot_odd| < 2^31. */
-static int32_t odd_dot(int32_t a, int32_t even)
+static INLINE int32_t odd_dot(int32_t a, int32_t even)
 {
     return (int32_t)((uint32_t)a - (uint32_t)even) >> 8;
+}
+
+/* One x word against a quad's two weight words: sums[0, 1] = (256 dot_odd + dot_even, dot_even) of the
+ * first pair, sums[2, 3] of the second. */
+static INLINE void quad_mac(uint32_t first, uint32_t second, uint32_t x, int32_t *sums)
+{
+    sums[0] = __smlad(first, x, sums[0]);
+    sums[1] = __smlad(__sxtb16(first), x, sums[1]);
+    sums[2] = __smlad(second, x, sums[2]);
+    sums[3] = __smlad(__sxtb16(second), x, sums[3]);
+}
+
+/* Where a row's sum goes: acc[r], or, when `requantizes` (a constant at each call, so that the
+ * compiler keeps one branch), y[r] = its requantization. */
+typedef struct {
+    int32_t requantizes;
+    int32_t *acc;
+    int8_t *y;
+    const int32_t *multiplier, *nudge;
+    const uint8_t *exponent;
+} row_sink_t;
+
+static INLINE void put_row(int32_t r, int32_t value, row_sink_t out)
+{
+    if (out.requantizes) {
+        out.y[r] = (int8_t)requantize(value, out.multiplier[r], out.nudge[r], out.exponent[r]);
+    } else {
+        out.acc[r] = value;
+    }
+}
+
+/* The DSP mat-vec; with out.requantizes each row is requantized as soon as it is summed. */
+static INLINE void pair_matvec(const uint32_t *w, const int32_t *bias, const int8_t *x, int32_t rows, int32_t cols,
+                               uint32_t *wide, row_sink_t out)
+{
+    const int32_t words = (cols + 1) / 2;
+    const uint32_t *const wide_end4 = wide + (words & ~3);
+    int32_t r = 0, k;
+    widen(x, cols, wide);
+    for (; r + 4 <= rows; r += 4) {
+        int32_t sums[4] = {0, 0, 0, 0};
+        const uint32_t *xp = wide;
+        while (xp < wide_end4) { /* four x words, eight weight words */
+            quad_mac(w[0], w[1], xp[0], sums);
+            quad_mac(w[2], w[3], xp[1], sums);
+            quad_mac(w[4], w[5], xp[2], sums);
+            quad_mac(w[6], w[7], xp[3], sums);
+            xp += 4;
+            w += 8;
+        }
+        if (words & 2) {
+            quad_mac(w[0], w[1], xp[0], sums);
+            quad_mac(w[2], w[3], xp[1], sums);
+            xp += 2;
+            w += 4;
+        }
+        if (words & 1) {
+            quad_mac(w[0], w[1], xp[0], sums);
+            w += 2;
+        }
+        put_row(r, bias[r] + sums[1], out);
+        put_row(r + 1, bias[r + 1] + odd_dot(sums[0], sums[1]), out);
+        put_row(r + 2, bias[r + 2] + sums[3], out);
+        put_row(r + 3, bias[r + 3] + odd_dot(sums[2], sums[3]), out);
+    }
+    for (; r < rows; r += 2) { /* a pair; an odd last row is paired with zeros */
+        int32_t a = 0, even = 0;
+        for (k = 0; k < words; ++k, ++w) {
+            a = __smlad(*w, wide[k], a);
+            even = __smlad(__sxtb16(*w), wide[k], even);
+        }
+        put_row(r, bias[r] + even, out);
+        if (r + 1 < rows) {
+            put_row(r + 1, bias[r + 1] + odd_dot(a, even), out);
+        }
+    }
 }
 
 void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
                          int32_t rows, int32_t cols, int32_t *wide_scratch)
 {
-    const uint32_t *w = (const uint32_t *)weights;
-    uint32_t *wide = (uint32_t *)wide_scratch;
-    const int32_t words = (cols + 1) / 2;
-    const uint32_t *wide_end = wide + (words & ~1);
-    int32_t r = 0, k;
-    widen(x, cols, wide);
-    for (; r + 4 <= rows; r += 4) { /* a quad: pairs (r, r+1) and (r+2, r+3), two weight words per x word */
-        int32_t a0 = 0, e0 = 0, a1 = 0, e1 = 0;
-        const uint32_t *xp = wide;
-        while (xp < wide_end) {
-            const uint32_t x0 = xp[0], x1 = xp[1];
-            const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-            xp += 2;
-            w += 4;
-            a0 = __smlad(w0, x0, a0);
-            e0 = __smlad(__sxtb16(w0), x0, e0);
-            a1 = __smlad(w1, x0, a1);
-            e1 = __smlad(__sxtb16(w1), x0, e1);
-            a0 = __smlad(w2, x1, a0);
-            e0 = __smlad(__sxtb16(w2), x1, e0);
-            a1 = __smlad(w3, x1, a1);
-            e1 = __smlad(__sxtb16(w3), x1, e1);
-        }
-        if (words & 1) {
-            const uint32_t x0 = *xp, w0 = w[0], w1 = w[1];
-            a0 = __smlad(w0, x0, a0);
-            e0 = __smlad(__sxtb16(w0), x0, e0);
-            a1 = __smlad(w1, x0, a1);
-            e1 = __smlad(__sxtb16(w1), x0, e1);
-            w += 2;
-        }
-        acc[r] = bias[r] + e0;
-        acc[r + 1] = bias[r + 1] + odd_dot(a0, e0);
-        acc[r + 2] = bias[r + 2] + e1;
-        acc[r + 3] = bias[r + 3] + odd_dot(a1, e1);
-    }
-    for (; r < rows; r += 2) { /* a pair; an odd last row is paired with zeros */
-        int32_t a0 = 0, e0 = 0;
-        for (k = 0; k < words; ++k, ++w) {
-            a0 = __smlad(*w, wide[k], a0);
-            e0 = __smlad(__sxtb16(*w), wide[k], e0);
-        }
-        acc[r] = bias[r] + e0;
-        if (r + 1 < rows) {
-            acc[r + 1] = bias[r + 1] + odd_dot(a0, e0);
-        }
-    }
+    const row_sink_t out = {0, acc, NULL, NULL, NULL, NULL};
+    pair_matvec((const uint32_t *)weights, bias, x, rows, cols, (uint32_t *)wide_scratch, out);
 }
 
 #elif defined(EDGEGRU_USE_MVE)
@@ -152,44 +218,45 @@ void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t 
 void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
                          int32_t rows, int32_t cols, int32_t *wide_scratch)
 {
-    /* Four rows share each 16-lane load of x; the cols % 16 tail uses predicated loads (zeros past
-     * cols, nothing read beyond the rows). */
+    /* Four rows share each 16-lane load of x; the weights are read in order (the header's MVE layout).
+     * The cols % 16 tail uses predicated loads: zeros past cols, nothing read beyond them. */
     const int8_t *w = (const int8_t *)weights;
-    const int32_t tail = cols % 16;
+    const int32_t tail = cols % 16, full = cols - tail;
     const mve_pred16_t p = vctp8q((uint32_t)tail);
+    const int8x16_t x_tail = vldrbq_z_s8(x + full, p);
     int32_t r = 0, c;
     (void)wide_scratch;
     for (; r + 4 <= rows; r += 4) {
-        const int8_t *w0 = w, *w1 = w + cols, *w2 = w + 2 * cols, *w3 = w + 3 * cols, *xp = x;
         int32_t a0 = bias[r], a1 = bias[r + 1], a2 = bias[r + 2], a3 = bias[r + 3];
-        for (c = tail; c < cols; c += 16, xp += 16, w0 += 16, w1 += 16, w2 += 16, w3 += 16) {
+        const int8_t *xp = x;
+        for (c = 0; c < full; c += 16, xp += 16, w += 64) {
             const int8x16_t xv = vldrbq_s8(xp);
-            a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w0));
-            a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w1));
-            a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w2));
-            a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w3));
+            a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w));
+            a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w + 16));
+            a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w + 32));
+            a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w + 48));
         }
         if (tail) {
-            const int8x16_t xv = vldrbq_z_s8(xp, p);
-            a0 = vmladavaq_s8(a0, xv, vldrbq_z_s8(w0, p));
-            a1 = vmladavaq_s8(a1, xv, vldrbq_z_s8(w1, p));
-            a2 = vmladavaq_s8(a2, xv, vldrbq_z_s8(w2, p));
-            a3 = vmladavaq_s8(a3, xv, vldrbq_z_s8(w3, p));
+            a0 = vmladavaq_s8(a0, x_tail, vldrbq_z_s8(w, p));
+            a1 = vmladavaq_s8(a1, x_tail, vldrbq_z_s8(w + tail, p));
+            a2 = vmladavaq_s8(a2, x_tail, vldrbq_z_s8(w + 2 * tail, p));
+            a3 = vmladavaq_s8(a3, x_tail, vldrbq_z_s8(w + 3 * tail, p));
+            w += 4 * tail;
         }
         acc[r] = a0;
         acc[r + 1] = a1;
         acc[r + 2] = a2;
         acc[r + 3] = a3;
-        w += 4 * cols;
     }
-    for (; r < rows; ++r, w += cols) {
-        const int8_t *w0 = w, *xp = x;
+    for (; r < rows; ++r) {
         int32_t a0 = bias[r];
-        for (c = tail; c < cols; c += 16, xp += 16, w0 += 16) {
-            a0 = vmladavaq_s8(a0, vldrbq_s8(xp), vldrbq_s8(w0));
+        const int8_t *xp = x;
+        for (c = 0; c < full; c += 16, xp += 16, w += 16) {
+            a0 = vmladavaq_s8(a0, vldrbq_s8(xp), vldrbq_s8(w));
         }
         if (tail) {
-            a0 = vmladavaq_s8(a0, vldrbq_z_s8(xp, p), vldrbq_z_s8(w0, p));
+            a0 = vmladavaq_s8(a0, x_tail, vldrbq_z_s8(w, p));
+            w += tail;
         }
         acc[r] = a0;
     }
@@ -215,60 +282,102 @@ void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t 
 
 #endif
 
-/* --- elementwise passes ------------------------------------------------------------------------- */
+/* --- FULLY_CONNECTED ---------------------------------------------------------------------------- */
 
-void edgegru_requantize_int8(const edgegru_channel_requant_t *p, const int32_t *acc, int8_t *y, int32_t n)
+void edgegru_fc_int8(const edgegru_fc_int8_t *fc, const int8_t *x, int8_t *y, int32_t *acc_scratch,
+                     int32_t *wide_scratch)
 {
-    const edgegru_channel_requant_t rq = *p;
-    int32_t i;
-    for (i = 0; i < n; ++i) {
-        y[i] = (int8_t)channel_int8(acc[i], &rq, i);
+#if defined(EDGEGRU_USE_DSP)
+    const row_sink_t out = {1, NULL, y, fc->multiplier, fc->nudge, fc->exponent};
+    (void)acc_scratch;
+    pair_matvec((const uint32_t *)fc->weights, fc->bias, x, fc->rows, fc->cols, (uint32_t *)wide_scratch, out);
+#else
+    const int32_t *const multiplier = fc->multiplier, *const nudge = fc->nudge;
+    const uint8_t *const exponent = fc->exponent;
+    const int32_t rows = fc->rows;
+    int32_t r = 0;
+    edgegru_matvec_int8(fc->weights, fc->bias, x, acc_scratch, rows, fc->cols, wide_scratch);
+#if defined(EDGEGRU_USE_MVE)
+    for (; r + 4 <= rows; r += 4) {
+        const int32x4_t minus_exponent = vnegq_s32(vreinterpretq_s32_u32(vldrbq_u32(exponent + r)));
+        const int32x4_t t = vqrdmulhq_s32(vldrwq_s32(acc_scratch + r), vldrwq_s32(multiplier + r));
+        vstrbq_s32(y + r, requantize_high(t, vldrwq_s32(nudge + r), minus_exponent));
+    }
+#endif
+    for (; r < rows; ++r) {
+        y[r] = (int8_t)requantize(acc_scratch[r], multiplier[r], nudge[r], exponent[r]);
+    }
+#endif
+}
+
+/* --- elementwise passes (MVE: four lanes at a time, then the scalar code for the n % 4 rest) ---- */
+
+void edgegru_gate_int8(const edgegru_gate_int8_t *p, const int8_t *a, const int8_t *b, int8_t *out, int32_t n)
+{
+    const edgegru_requant_t add = p->add.output;
+    const int32_t *const table1 = p->add.table1, *const table2 = p->add.table2;
+    const int8_t *const activation = p->activation;
+    int32_t i = 0;
+#if defined(EDGEGRU_USE_MVE)
+    for (; i + 4 <= n; i += 4) {
+        const int32x4_t sum = vaddq_s32(lookup_int32(table1, load_int8_lanes(a + i)),
+                                        lookup_int32(table2, load_int8_lanes(b + i)));
+        vstrbq_s32(out + i, lookup_int8(activation, requant_int8_lanes(sum, &add)));
+    }
+#endif
+    for (; i < n; ++i) {
+        out[i] = activation[requant_int8(table1[a[i]] + table2[b[i]], &add)];
     }
 }
 
-void edgegru_gate_int8(const edgegru_gate_int8_t *p, const int32_t *acc_a, const int32_t *acc_b,
-                       int8_t *out, int32_t n)
-{
-    const edgegru_channel_requant_t a_rq = p->a, b_rq = p->b;
-    const edgegru_requant_t add_rq = p->add.output;
-    const int32_t *const table1 = p->add.table1 + 128, *const table2 = p->add.table2 + 128;
-    const int8_t *const activation = p->activation + 128;
-    int32_t i;
-    for (i = 0; i < n; ++i) {
-        const int32_t a = channel_int8(acc_a[i], &a_rq, i), b = channel_int8(acc_b[i], &b_rq, i);
-        out[i] = activation[requant_int8(table1[a] + table2[b], &add_rq)];
-    }
-}
-
-void edgegru_candidate_int8(const edgegru_candidate_int8_t *p, const int32_t *acc_xn, const int32_t *acc_hn,
+void edgegru_candidate_int8(const edgegru_candidate_int8_t *p, const int8_t *xn, const int8_t *hn,
                             const int8_t *r, int8_t *n_out, int32_t n)
 {
-    const edgegru_channel_requant_t xn_rq = p->xn, hn_rq = p->hn;
     const edgegru_mul_int8_t reset = p->reset;
-    const edgegru_requant_t add_rq = p->add.output;
-    const int32_t *const table1 = p->add.table1 + 128, *const table2 = p->add.table2 + 128;
-    const int8_t *const activation = p->activation + 128;
-    int32_t i;
-    for (i = 0; i < n; ++i) {
-        const int32_t xn = channel_int8(acc_xn[i], &xn_rq, i), hn = channel_int8(acc_hn[i], &hn_rq, i);
-        const int32_t r_hn = requant_int8((r[i] + reset.offset1) * (hn + reset.offset2), &reset.output);
-        n_out[i] = activation[requant_int8(table1[xn] + table2[r_hn], &add_rq)];
+    const edgegru_requant_t add = p->add.output;
+    const int32_t *const table1 = p->add.table1, *const table2 = p->add.table2;
+    const int8_t *const activation = p->activation;
+    int32_t i = 0;
+#if defined(EDGEGRU_USE_MVE)
+    for (; i + 4 <= n; i += 4) {
+        const int32x4_t product = vmulq_s32(vaddq_n_s32(load_int8_lanes(r + i), reset.offset1),
+                                            vaddq_n_s32(load_int8_lanes(hn + i), reset.offset2));
+        const int32x4_t sum = vaddq_s32(lookup_int32(table1, load_int8_lanes(xn + i)),
+                                        lookup_int32(table2, requant_int8_lanes(product, &reset.output)));
+        vstrbq_s32(n_out + i, lookup_int8(activation, requant_int8_lanes(sum, &add)));
+    }
+#endif
+    for (; i < n; ++i) {
+        const int32_t r_hn = requant_int8((r[i] + reset.offset1) * (hn[i] + reset.offset2), &reset.output);
+        n_out[i] = activation[requant_int8(table1[xn[i]] + table2[r_hn], &add)];
     }
 }
 
 void edgegru_update_int8(const edgegru_update_int8_t *p, const int8_t *z, const int8_t *n_gate, int8_t *h,
                          int32_t n)
 {
-    const edgegru_requant_t sub_rq = p->sub.output, add_rq = p->add.output;
+    const edgegru_requant_t sub = p->sub.output, add = p->add.output;
     const edgegru_mul_int8_t mul = p->mul;
-    const int32_t *const sub1 = p->sub.table1 + 128, *const sub2 = p->sub.table2 + 128;
-    const int32_t *const add1 = p->add.table1 + 128, *const add2 = p->add.table2 + 128;
-    int32_t i;
-    for (i = 0; i < n; ++i) {
+    const int32_t *const sub1 = p->sub.table1, *const sub2 = p->sub.table2;
+    const int32_t *const add1 = p->add.table1, *const add2 = p->add.table2;
+    int32_t i = 0;
+#if defined(EDGEGRU_USE_MVE)
+    for (; i + 4 <= n; i += 4) {
+        const int32x4_t n_i = load_int8_lanes(n_gate + i);
+        const int32x4_t h_minus_n = requant_int8_lanes(
+            vaddq_s32(lookup_int32(sub1, load_int8_lanes(h + i)), lookup_int32(sub2, n_i)), &sub);
+        const int32x4_t product = vmulq_s32(vaddq_n_s32(load_int8_lanes(z + i), mul.offset1),
+                                            vaddq_n_s32(h_minus_n, mul.offset2));
+        const int32x4_t z_h_minus_n = requant_int8_lanes(product, &mul.output);
+        vstrbq_s32(h + i, requant_int8_lanes(vaddq_s32(lookup_int32(add1, n_i), lookup_int32(add2, z_h_minus_n)),
+                                             &add));
+    }
+#endif
+    for (; i < n; ++i) {
         const int32_t n_i = n_gate[i];
-        const int32_t h_minus_n = requant_int8(sub1[h[i]] + sub2[n_i], &sub_rq);
+        const int32_t h_minus_n = requant_int8(sub1[h[i]] + sub2[n_i], &sub);
         const int32_t z_h_minus_n = requant_int8((z[i] + mul.offset1) * (h_minus_n + mul.offset2), &mul.output);
-        h[i] = (int8_t)requant_int8(add1[n_i] + add2[z_h_minus_n], &add_rq);
+        h[i] = (int8_t)requant_int8(add1[n_i] + add2[z_h_minus_n], &add);
     }
 }
 
@@ -276,8 +385,15 @@ void edgegru_mul_vector_int8(const edgegru_mul_int8_t *p, const int8_t *a, const
                              int32_t n)
 {
     const edgegru_mul_int8_t mul = *p;
-    int32_t i;
-    for (i = 0; i < n; ++i) {
+    int32_t i = 0;
+#if defined(EDGEGRU_USE_MVE)
+    for (; i + 4 <= n; i += 4) {
+        const int32x4_t product = vmulq_s32(vaddq_n_s32(load_int8_lanes(a + i), mul.offset1),
+                                            vaddq_n_s32(load_int8_lanes(b + i), mul.offset2));
+        vstrbq_s32(out + i, requant_int8_lanes(product, &mul.output));
+    }
+#endif
+    for (; i < n; ++i) {
         out[i] = (int8_t)requant_int8((a[i] + mul.offset1) * (b[i] + mul.offset2), &mul.output);
     }
 }
