@@ -172,7 +172,7 @@ def bench_matvec(target: str, work_dir: Path, shapes: Sequence[tuple[int, int]] 
         for filename, text in kernel_sources().items():
             (out_dir / filename).write_text(text)
         (out_dir / "matvec_bench.c").write_text(matvec_source(cases, repeats, weights, inputs))
-        sources = [out_dir / "matvec_bench.c", out_dir / "edgegru_kernels.c", out_dir / "edgegru_gru_int8.c"]
+        sources = [out_dir / "matvec_bench.c", out_dir / "edgegru_kernels.c"]
         exe = build(target_, sources, include_dirs=[out_dir], out_dir=out_dir,
                     defines=PORTABLE_DEFINES if path == "portable" else None, name="matvec_bench")
         result = _checked_run(target_.name, exe, b"", timeout_s, f"mat-vec ({path})")

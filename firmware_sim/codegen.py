@@ -38,7 +38,7 @@ from firmware_sim.c_text import INT32_MAX, INT32_MIN, c_array, c_float, c_int, c
 
 KERNEL_DIR = Path(__file__).parent / "c"
 KERNEL_SOURCES = ("edgegru_target.h", "edgegru_kernels.h", "edgegru_kernels.c", "edgegru_gru_int8.h",
-                  "edgegru_gru_int8.c")
+                  "edgegru_gru_int8_kernels.h")
 MAX_ACCUMULATOR_BITS = 32  # the kernels accumulate in int32 for both schemes
 
 KERNELS = {
@@ -134,7 +134,7 @@ def describe(model: QuantizedModel, tensor: str) -> str:
 
 def generate_c(model: QuantizedModel, name: str) -> dict[str, str]:
     """{`<name>.h`, `<name>.c`}: the model's one-step function in C99 (see module doc).  int8 models take
-    the fused kernels of edgegru_gru_int8.c when `codegen_int8.fused_int8_refusal` finds nothing against
+    the fused kernels of edgegru_gru_int8.h when `codegen_int8.fused_int8_refusal` finds nothing against
     it; otherwise (and for int16x8) the step calls the generic per-operator kernels."""
     from firmware_sim.codegen_int8 import fused_int8_refusal, fused_int8_source
 

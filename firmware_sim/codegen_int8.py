@@ -22,7 +22,7 @@ from edgegru.integer_ops import AddParams, MulParams
 from edgegru.quantize import QuantizedModel
 from firmware_sim.c_text import c_array, c_int, c_struct
 
-PAIR_ODD_BOUND = 2**23  # 128 * sum|W[odd row]| below this: 256 * dot_odd fits int32 (edgegru_gru_int8.h)
+PAIR_ODD_BOUND = 2**22  # 128 * sum|W[odd row]| below this: 512 * dot_odd fits int32 (edgegru_gru_int8.h)
 MAX_ACCUMULATOR_BITS = 31  # |acc| < 2^30: the requantization doubles it
 MAX_RIGHT_SHIFT = 22  # 129 * 2^e + 2^30 < 2^31: the requantization's high word fits int32
 
@@ -173,13 +173,12 @@ class _Emitter:
             + weight_arrays(f"{symbol}_weights", weights)
             + "/* int32 at scale s_in * s_w[r], the input zero point folded in */\n"
             + c_array("int32_t", f"{symbol}_bias", bias, per_line=8)
-            + f"/* per-row requantization to int8, output zero points {', '.join(str(p.output_offset) for p in params)} */\n"
-            + c_array("int32_t", f"{symbol}_multiplier", requant["multiplier"], per_line=8)
-            + c_array("int32_t", f"{symbol}_nudge", requant["nudge"], per_line=8)
-            + c_array("uint8_t", f"{symbol}_exponent", requant["exponent"]))
+            + f"/* per row: multiplier, nudge, exponent of the requantization to int8, output zero points "
+              f"{', '.join(str(p.output_offset) for p in params)} */\n"
+            + c_array("int32_t", f"{symbol}_requant",
+                      np.stack([requant[key] for key in ("multiplier", "nudge", "exponent")], axis=1), per_line=3))
         return self.struct("edgegru_fc_int8_t", label, {
-            **{key: f"{symbol}_{key}" for key in ("weights", "bias", "multiplier", "nudge", "exponent")},
-            "rows": c_int(rows), "cols": c_int(cols)})
+            **{key: f"{symbol}_{key}" for key in ("weights", "bias", "requant")}, "rows": c_int(rows), "cols": c_int(cols)})
 
     def add(self, output: str) -> str:
         op = self.op(output)

@@ -153,7 +153,7 @@ def test_a_model_the_fused_kernels_refuse_runs_on_the_generic_ones(quantized, ja
 @given(v=st.integers(-(2**30) + 1, 2**30 - 1), multiplier=st.integers(2**30, 2**31 - 1),
        exponent=st.integers(1, MAX_RIGHT_SHIFT), zero_point=st.integers(-128, 127))
 def test_fused_requantization_identity(v, multiplier, exponent, zero_point):
-    """Both forms of edgegru_gru_int8.c's requantization (the scalar 64-bit multiply-add and the MVE
+    """Both forms of edgegru_gru_int8_kernels.h's requantization (the scalar 64-bit multiply-add and the MVE
     VQRDMULH-then-shift) equal the spec's SRDHM, rounding divide and zero point, within int32/int64."""
     fields = requant_fields(multiplier, -exponent, zero_point)
     nudge = int(fields["nudge"])

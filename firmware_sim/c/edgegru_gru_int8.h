@@ -16,9 +16,10 @@
  *       (zero-padded).  Rows go in quads (two pairs) while 4 rows remain, then single pairs; per
  *       block and x word, one weight word per pair holding h at the x word's two columns.  A pair
  *       costs no more flash than its two int8 rows (plus one halfword when cols is odd).
- *       SMLAD(h, x) gives 256 dot_odd + dot_even and SMLAD(SXTB16(h), x) gives dot_even: four MACs
- *       per two SMLAD and one SXTB16.  The generator checks
- *       128 sum_c |W[odd][c]| < 2^23, so 256 dot_odd fits int32 and the difference is exact.
+ *       The words hold 2 x (|2 x| <= 256), so that the sums come out doubled, as the requantization
+ *       takes them.  SMLAD(h, 2x) gives 2 (256 dot_odd + dot_even) and SMLAD(SXTB16(h), 2x) gives
+ *       2 dot_even: four MACs per two SMLAD and one SXTB16.  The generator checks
+ *       128 sum_c |W[odd][c]| < 2^22, so 512 dot_odd fits int32 and the difference is exact.
  * - Requantization of an int32 v to int8 with multiplier m in [2^30, 2^31), right shift e in [1, 22]
  *   and output zero point zp, for |v| < 2^30 (all checked by the generator): the spec's two roundings
  *   (SRDHM, then rounding divide by 2^e) and the zero point in one 64-bit multiply-add,
@@ -26,6 +27,7 @@
  *   then saturation to [-128, 127].  An exact identity (nested floors with integer offsets; SRDHM
  *   rounds ties up, the divide ties away from zero, which is the -[v < 0]).  The high word,
  *   floor((2 v m + 2^31) / 2^32) + nudge - [v < 0], is below 2^30 + 129 * 2^22 < 2^31 in magnitude.
+ *   The DSP path gets it in one SMMLAR(2 v, m, nudge - [v < 0]).
  *   The MVE path computes the same q as VQRDMULH(v, m) = floor((2 v m + 2^31) / 2^32) = t, then
  *   (t - [t < 0] + nudge) >> e (for e >= 1, [t < 0] may stand for [v < 0]: they differ only at t = 0,
  *   where both give zp).
@@ -55,9 +57,7 @@ typedef struct {
 typedef struct {
     const void *weights;       /* the path's layout (above) */
     const int32_t *bias;       /* [rows] int32 at s_in * s_w[r], the input zero point folded in */
-    const int32_t *multiplier; /* [rows] */
-    const int32_t *nudge;      /* [rows] */
-    const uint8_t *exponent;   /* [rows] */
+    const int32_t *requant;    /* [rows][3]: each row's multiplier, nudge and exponent (one load on Arm) */
     int32_t rows, cols;
 } edgegru_fc_int8_t;
 
@@ -94,26 +94,8 @@ typedef struct {
     edgegru_add_int8_t add;   /* n + z (h - n) */
 } edgegru_update_int8_t;
 
-/* acc[r] = bias[r] + sum_c W[r][c] x[c], r < rows; weights in the path's layout (above).
- * wide_scratch: (cols + 1) / 2 words, where the DSP path widens x to int16 pairs once per call. */
-void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
-                         int32_t rows, int32_t cols, int32_t *wide_scratch);
-
-/* y = the FULLY_CONNECTED `fc` of x, int8 [fc->rows].  acc_scratch: fc->rows int32 (unused by the DSP
- * path, which requantizes each quad of rows as it finishes); wide_scratch as for edgegru_matvec_int8. */
-void edgegru_fc_int8(const edgegru_fc_int8_t *fc, const int8_t *x, int8_t *y, int32_t *acc_scratch,
-                     int32_t *wide_scratch);
-
-void edgegru_gate_int8(const edgegru_gate_int8_t *p, const int8_t *a, const int8_t *b, int8_t *out, int32_t n);
-
-void edgegru_candidate_int8(const edgegru_candidate_int8_t *p, const int8_t *xn, const int8_t *hn,
-                            const int8_t *r, int8_t *n_out, int32_t n);
-
-void edgegru_update_int8(const edgegru_update_int8_t *p, const int8_t *z, const int8_t *n_gate, int8_t *h,
-                         int32_t n);
-
-/* out = MUL(a, b), elementwise: r * h for reset_before. */
-void edgegru_mul_vector_int8(const edgegru_mul_int8_t *p, const int8_t *a, const int8_t *b, int8_t *out,
-                             int32_t n);
+/* The kernels: static inline, so that each generated model compiles its own copy with its shapes and
+ * constants folded in. */
+#include "edgegru_gru_int8_kernels.h"
 
 #endif

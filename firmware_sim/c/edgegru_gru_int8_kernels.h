@@ -1,5 +1,7 @@
-/* EdgeGRU fused int8 kernels: see edgegru_gru_int8.h for the arithmetic, layouts and ranges. */
-#include "edgegru_gru_int8.h"
+/* EdgeGRU fused int8 kernels, included by edgegru_gru_int8.h (see there for the arithmetic, layouts
+ * and ranges): every function is static inline. */
+#ifndef EDGEGRU_GRU_INT8_KERNELS_H
+#define EDGEGRU_GRU_INT8_KERNELS_H
 
 #include <string.h>
 
@@ -44,12 +46,31 @@ static INLINE int32_t saturate_int8(int32_t v)
 #endif
 }
 
+/* floor((2^32 high + 2^31 + a b) / 2^32) when it fits int32: SMMLAR on the DSP path (no ACLE intrinsic
+ * exists for it; GCC and clang compile a 64-bit SMLAL and a move instead). */
+static INLINE int32_t rounded_high_mla(int32_t a, int32_t b, int32_t high)
+{
+#if defined(EDGEGRU_USE_DSP)
+    int32_t result;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(result) : "r"(a), "r"(b), "r"(high));
+    return result;
+#else
+    return high_word((int64_t)high * 4294967296 + 0x80000000u + (int64_t)a * b);
+#endif
+}
+
 /* saturate(floor((2 v m + 2^31 + 2^32 (nudge - [v < 0])) / 2^(32 + e))): the header's requantization to
- * int8, |v| < 2^30.  One SMLAL and one ASR on Arm. */
+ * int8, from twice_v = 2 v, |v| < 2^30, and sign_v = v (any value of v's sign: only [v < 0] is used).
+ * One SMMLAR (or SMLAL) and one ASR on Arm. */
+static INLINE int32_t requantize_doubled(int32_t twice_v, int32_t sign_v, int32_t multiplier, int32_t nudge,
+                                         int32_t exponent)
+{
+    return saturate_int8(floor_shift(rounded_high_mla(twice_v, multiplier, nudge + floor_shift(sign_v, 31)), exponent));
+}
+
 static INLINE int32_t requantize(int32_t v, int32_t multiplier, int32_t nudge, int32_t exponent)
 {
-    const int64_t high = (int64_t)(nudge + floor_shift(v, 31)) * 4294967296 + 0x80000000u;
-    return saturate_int8(floor_shift(high_word(high + (int64_t)(v * 2) * multiplier), exponent));
+    return requantize_doubled(v * 2, v, multiplier, nudge, exponent);
 }
 
 static INLINE int32_t requant_int8(int32_t v, const edgegru_requant_t *q)
@@ -99,32 +120,38 @@ static INLINE int32x4_t lookup_int8(const int8_t *table, int32x4_t q)
 
 /* --- mat-vec ------------------------------------------------------------------------------------ */
 
+/* edgegru_matvec_int8: acc[r] = bias[r] + sum_c W[r][c] x[c], r < rows; weights in the path's layout
+ * (edgegru_gru_int8.h).  wide_scratch: (cols + 1) / 2 words, where the DSP path widens x to int16
+ * pairs once per call. */
+
 #if defined(EDGEGRU_USE_DSP)
 
-static uint32_t load_u32(const void *p)
+static INLINE uint32_t load_u32(const void *p)
 {
     uint32_t v;
     memcpy(&v, p, sizeof v); /* one LDR; unaligned access is allowed on these cores */
     return v;
 }
 
-/* x int8 [cols] -> words of int16 pairs: (x[c], x[c+2]), (x[c+1], x[c+3]) per group of 4, then
- * (x[c], x[c+1]) for the tail, zero-padded. */
-static void widen(const int8_t *x, int32_t cols, uint32_t *wide)
+/* x int8 [cols] -> words of int16 pairs of 2 x (so that the sums come out doubled, as the requantization
+ * takes them): (2x[c], 2x[c+2]), (2x[c+1], 2x[c+3]) per group of 4, then (2x[c], 2x[c+1]) for the
+ * tail, zero-padded.  |2 x| <= 256. */
+static INLINE void widen(const int8_t *x, int32_t cols, uint32_t *wide)
 {
     int32_t c = 0;
     for (; c + 4 <= cols; c += 4) {
         const uint32_t v = load_u32(x + c);
-        *wide++ = __sxtb16(v);
-        *wide++ = __sxtb16(v >> 8);
+        const uint32_t even = __sxtb16(v), odd = __sxtb16(v >> 8);
+        *wide++ = __sadd16(even, even);
+        *wide++ = __sadd16(odd, odd);
     }
     for (; c < cols; c += 2) {
-        const uint32_t high = c + 1 < cols ? (uint32_t)x[c + 1] << 16 : 0u;
-        *wide++ = ((uint32_t)x[c] & 0xFFFFu) | high;
+        const uint32_t high = c + 1 < cols ? (uint32_t)(2 * x[c + 1]) << 16 : 0u;
+        *wide++ = ((uint32_t)(2 * x[c]) & 0xFFFFu) | high;
     }
 }
 
-/* dot_odd from a = 256 dot_odd + dot_even (mod 2^32) and dot_even; |256 dot_odd| < 2^31. */
+/* 2 dot_odd from a = 2 (256 dot_odd + dot_even) (mod 2^32) and 2 dot_even; |512 dot_odd| < 2^31. */
 static INLINE int32_t odd_dot(int32_t a, int32_t even)
 {
     return (int32_t)((uint32_t)a - (uint32_t)even) >> 8;
@@ -140,22 +167,23 @@ static INLINE void quad_mac(uint32_t first, uint32_t second, uint32_t x, int32_t
     sums[3] = __smlad(__sxtb16(second), x, sums[3]);
 }
 
-/* Where a row's sum goes: acc[r], or, when `requantizes` (a constant at each call, so that the
- * compiler keeps one branch), y[r] = its requantization. */
+/* Where a row's doubled sum goes: acc[r] (halved), or, when `requantizes` (a constant at each call, so
+ * that the compiler keeps one branch), y[r] = its requantization. */
 typedef struct {
     int32_t requantizes;
     int32_t *acc;
     int8_t *y;
-    const int32_t *multiplier, *nudge;
-    const uint8_t *exponent;
+    const int32_t *requant; /* [rows][3] */
 } row_sink_t;
 
-static INLINE void put_row(int32_t r, int32_t value, row_sink_t out)
+static INLINE void put_row(int32_t r, int32_t bias, int32_t twice_dot, row_sink_t out)
 {
+    const int32_t twice_v = twice_dot + bias * 2;
     if (out.requantizes) {
-        out.y[r] = (int8_t)requantize(value, out.multiplier[r], out.nudge[r], out.exponent[r]);
+        const int32_t *const q = out.requant + 3 * r;
+        out.y[r] = (int8_t)requantize_doubled(twice_v, twice_v, q[0], q[1], q[2]);
     } else {
-        out.acc[r] = value;
+        out.acc[r] = twice_v / 2;
     }
 }
 
@@ -164,13 +192,26 @@ static INLINE void pair_matvec(const uint32_t *w, const int32_t *bias, const int
                                uint32_t *wide, row_sink_t out)
 {
     const int32_t words = (cols + 1) / 2;
-    const uint32_t *const wide_end4 = wide + (words & ~3);
+    const uint32_t *const wide_end8 = wide + (words & ~7);
+    const int32_t quad_rows = rows - rows % 4;
     int32_t r = 0, k;
     widen(x, cols, wide);
-    for (; r + 4 <= rows; r += 4) {
+    for (; r < quad_rows; r += 4) {
         int32_t sums[4] = {0, 0, 0, 0};
         const uint32_t *xp = wide;
-        while (xp < wide_end4) { /* four x words, eight weight words */
+        while (xp < wide_end8) { /* eight x words, sixteen weight words */
+            quad_mac(w[0], w[1], xp[0], sums);
+            quad_mac(w[2], w[3], xp[1], sums);
+            quad_mac(w[4], w[5], xp[2], sums);
+            quad_mac(w[6], w[7], xp[3], sums);
+            quad_mac(w[8], w[9], xp[4], sums);
+            quad_mac(w[10], w[11], xp[5], sums);
+            quad_mac(w[12], w[13], xp[6], sums);
+            quad_mac(w[14], w[15], xp[7], sums);
+            xp += 8;
+            w += 16;
+        }
+        if (words & 4) {
             quad_mac(w[0], w[1], xp[0], sums);
             quad_mac(w[2], w[3], xp[1], sums);
             quad_mac(w[4], w[5], xp[2], sums);
@@ -188,34 +229,34 @@ static INLINE void pair_matvec(const uint32_t *w, const int32_t *bias, const int
             quad_mac(w[0], w[1], xp[0], sums);
             w += 2;
         }
-        put_row(r, bias[r] + sums[1], out);
-        put_row(r + 1, bias[r + 1] + odd_dot(sums[0], sums[1]), out);
-        put_row(r + 2, bias[r + 2] + sums[3], out);
-        put_row(r + 3, bias[r + 3] + odd_dot(sums[2], sums[3]), out);
+        put_row(r, bias[r], sums[1], out);
+        put_row(r + 1, bias[r + 1], odd_dot(sums[0], sums[1]), out);
+        put_row(r + 2, bias[r + 2], sums[3], out);
+        put_row(r + 3, bias[r + 3], odd_dot(sums[2], sums[3]), out);
     }
-    for (; r < rows; r += 2) { /* a pair; an odd last row is paired with zeros */
+    for (r = quad_rows; r < rows; r += 2) { /* a pair; an odd last row is paired with zeros */
         int32_t a = 0, even = 0;
         for (k = 0; k < words; ++k, ++w) {
             a = __smlad(*w, wide[k], a);
             even = __smlad(__sxtb16(*w), wide[k], even);
         }
-        put_row(r, bias[r] + even, out);
+        put_row(r, bias[r], even, out);
         if (r + 1 < rows) {
-            put_row(r + 1, bias[r + 1] + odd_dot(a, even), out);
+            put_row(r + 1, bias[r + 1], odd_dot(a, even), out);
         }
     }
 }
 
-void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
+static INLINE void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
                          int32_t rows, int32_t cols, int32_t *wide_scratch)
 {
-    const row_sink_t out = {0, acc, NULL, NULL, NULL, NULL};
+    const row_sink_t out = {0, acc, NULL, NULL};
     pair_matvec((const uint32_t *)weights, bias, x, rows, cols, (uint32_t *)wide_scratch, out);
 }
 
 #elif defined(EDGEGRU_USE_MVE)
 
-void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
+static INLINE void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
                          int32_t rows, int32_t cols, int32_t *wide_scratch)
 {
     /* Four rows share each 16-lane load of x; the weights are read in order (the header's MVE layout).
@@ -224,9 +265,10 @@ void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t 
     const int32_t tail = cols % 16, full = cols - tail;
     const mve_pred16_t p = vctp8q((uint32_t)tail);
     const int8x16_t x_tail = vldrbq_z_s8(x + full, p);
+    const int32_t quad_rows = rows - rows % 4;
     int32_t r = 0, c;
     (void)wide_scratch;
-    for (; r + 4 <= rows; r += 4) {
+    for (; r < quad_rows; r += 4) {
         int32_t a0 = bias[r], a1 = bias[r + 1], a2 = bias[r + 2], a3 = bias[r + 3];
         const int8_t *xp = x;
         for (c = 0; c < full; c += 16, xp += 16, w += 64) {
@@ -248,7 +290,7 @@ void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t 
         acc[r + 2] = a2;
         acc[r + 3] = a3;
     }
-    for (; r < rows; ++r) {
+    for (r = quad_rows; r < rows; ++r) {
         int32_t a0 = bias[r];
         const int8_t *xp = x;
         for (c = 0; c < full; c += 16, xp += 16, w += 16) {
@@ -264,7 +306,7 @@ void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t 
 
 #else
 
-void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
+static INLINE void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
                          int32_t rows, int32_t cols, int32_t *wide_scratch)
 {
     /* |W x| <= 127 * 128 * cols; every partial sum is bounded by the accumulator bound. */
@@ -284,53 +326,60 @@ void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t 
 
 /* --- FULLY_CONNECTED ---------------------------------------------------------------------------- */
 
-void edgegru_fc_int8(const edgegru_fc_int8_t *fc, const int8_t *x, int8_t *y, int32_t *acc_scratch,
+/* y = the FULLY_CONNECTED `fc` of x, int8 [fc->rows].  acc_scratch: fc->rows int32 (unused by the DSP
+ * path, which requantizes each quad of rows as it finishes); wide_scratch as for edgegru_matvec_int8. */
+static INLINE void edgegru_fc_int8(const edgegru_fc_int8_t *fc, const int8_t *x, int8_t *y, int32_t *acc_scratch,
                      int32_t *wide_scratch)
 {
 #if defined(EDGEGRU_USE_DSP)
-    const row_sink_t out = {1, NULL, y, fc->multiplier, fc->nudge, fc->exponent};
+    const row_sink_t out = {1, NULL, y, fc->requant};
     (void)acc_scratch;
     pair_matvec((const uint32_t *)fc->weights, fc->bias, x, fc->rows, fc->cols, (uint32_t *)wide_scratch, out);
 #else
-    const int32_t *const multiplier = fc->multiplier, *const nudge = fc->nudge;
-    const uint8_t *const exponent = fc->exponent;
+    const int32_t *const requant = fc->requant;
     const int32_t rows = fc->rows;
     int32_t r = 0;
     edgegru_matvec_int8(fc->weights, fc->bias, x, acc_scratch, rows, fc->cols, wide_scratch);
 #if defined(EDGEGRU_USE_MVE)
-    for (; r + 4 <= rows; r += 4) {
-        const int32x4_t minus_exponent = vnegq_s32(vreinterpretq_s32_u32(vldrbq_u32(exponent + r)));
-        const int32x4_t t = vqrdmulhq_s32(vldrwq_s32(acc_scratch + r), vldrwq_s32(multiplier + r));
-        vstrbq_s32(y + r, requantize_high(t, vldrwq_s32(nudge + r), minus_exponent));
+    const int32_t lanes_end = rows - rows % 4;
+    const uint32x4_t records = vmulq_n_u32(vidupq_n_u32(0, 1), 3); /* word offsets of 4 rows' records */
+    for (; r < lanes_end; r += 4) {
+        const int32_t *const q = requant + 3 * r;
+        const int32x4_t minus_exponent = vnegq_s32(vldrwq_gather_shifted_offset_s32(q + 2, records));
+        const int32x4_t t = vqrdmulhq_s32(vldrwq_s32(acc_scratch + r), vldrwq_gather_shifted_offset_s32(q, records));
+        vstrbq_s32(y + r, requantize_high(t, vldrwq_gather_shifted_offset_s32(q + 1, records), minus_exponent));
     }
+    r = lanes_end;
 #endif
     for (; r < rows; ++r) {
-        y[r] = (int8_t)requantize(acc_scratch[r], multiplier[r], nudge[r], exponent[r]);
+        y[r] = (int8_t)requantize(acc_scratch[r], requant[3 * r], requant[3 * r + 1], requant[3 * r + 2]);
     }
 #endif
 }
 
 /* --- elementwise passes (MVE: four lanes at a time, then the scalar code for the n % 4 rest) ---- */
 
-void edgegru_gate_int8(const edgegru_gate_int8_t *p, const int8_t *a, const int8_t *b, int8_t *out, int32_t n)
+static INLINE void edgegru_gate_int8(const edgegru_gate_int8_t *p, const int8_t *a, const int8_t *b, int8_t *out, int32_t n)
 {
     const edgegru_requant_t add = p->add.output;
     const int32_t *const table1 = p->add.table1, *const table2 = p->add.table2;
     const int8_t *const activation = p->activation;
     int32_t i = 0;
 #if defined(EDGEGRU_USE_MVE)
-    for (; i + 4 <= n; i += 4) {
+    const int32_t lanes_end = n - n % 4;
+    for (; i < lanes_end; i += 4) {
         const int32x4_t sum = vaddq_s32(lookup_int32(table1, load_int8_lanes(a + i)),
                                         lookup_int32(table2, load_int8_lanes(b + i)));
         vstrbq_s32(out + i, lookup_int8(activation, requant_int8_lanes(sum, &add)));
     }
+    i = lanes_end; /* tells the compiler where the rest starts */
 #endif
     for (; i < n; ++i) {
         out[i] = activation[requant_int8(table1[a[i]] + table2[b[i]], &add)];
     }
 }
 
-void edgegru_candidate_int8(const edgegru_candidate_int8_t *p, const int8_t *xn, const int8_t *hn,
+static INLINE void edgegru_candidate_int8(const edgegru_candidate_int8_t *p, const int8_t *xn, const int8_t *hn,
                             const int8_t *r, int8_t *n_out, int32_t n)
 {
     const edgegru_mul_int8_t reset = p->reset;
@@ -339,13 +388,15 @@ void edgegru_candidate_int8(const edgegru_candidate_int8_t *p, const int8_t *xn,
     const int8_t *const activation = p->activation;
     int32_t i = 0;
 #if defined(EDGEGRU_USE_MVE)
-    for (; i + 4 <= n; i += 4) {
+    const int32_t lanes_end = n - n % 4;
+    for (; i < lanes_end; i += 4) {
         const int32x4_t product = vmulq_s32(vaddq_n_s32(load_int8_lanes(r + i), reset.offset1),
                                             vaddq_n_s32(load_int8_lanes(hn + i), reset.offset2));
         const int32x4_t sum = vaddq_s32(lookup_int32(table1, load_int8_lanes(xn + i)),
                                         lookup_int32(table2, requant_int8_lanes(product, &reset.output)));
         vstrbq_s32(n_out + i, lookup_int8(activation, requant_int8_lanes(sum, &add)));
     }
+    i = lanes_end; /* tells the compiler where the rest starts */
 #endif
     for (; i < n; ++i) {
         const int32_t r_hn = requant_int8((r[i] + reset.offset1) * (hn[i] + reset.offset2), &reset.output);
@@ -353,7 +404,7 @@ void edgegru_candidate_int8(const edgegru_candidate_int8_t *p, const int8_t *xn,
     }
 }
 
-void edgegru_update_int8(const edgegru_update_int8_t *p, const int8_t *z, const int8_t *n_gate, int8_t *h,
+static INLINE void edgegru_update_int8(const edgegru_update_int8_t *p, const int8_t *z, const int8_t *n_gate, int8_t *h,
                          int32_t n)
 {
     const edgegru_requant_t sub = p->sub.output, add = p->add.output;
@@ -362,7 +413,8 @@ void edgegru_update_int8(const edgegru_update_int8_t *p, const int8_t *z, const 
     const int32_t *const add1 = p->add.table1, *const add2 = p->add.table2;
     int32_t i = 0;
 #if defined(EDGEGRU_USE_MVE)
-    for (; i + 4 <= n; i += 4) {
+    const int32_t lanes_end = n - n % 4;
+    for (; i < lanes_end; i += 4) {
         const int32x4_t n_i = load_int8_lanes(n_gate + i);
         const int32x4_t h_minus_n = requant_int8_lanes(
             vaddq_s32(lookup_int32(sub1, load_int8_lanes(h + i)), lookup_int32(sub2, n_i)), &sub);
@@ -372,6 +424,7 @@ void edgegru_update_int8(const edgegru_update_int8_t *p, const int8_t *z, const 
         vstrbq_s32(h + i, requant_int8_lanes(vaddq_s32(lookup_int32(add1, n_i), lookup_int32(add2, z_h_minus_n)),
                                              &add));
     }
+    i = lanes_end; /* tells the compiler where the rest starts */
 #endif
     for (; i < n; ++i) {
         const int32_t n_i = n_gate[i];
@@ -381,19 +434,24 @@ void edgegru_update_int8(const edgegru_update_int8_t *p, const int8_t *z, const 
     }
 }
 
-void edgegru_mul_vector_int8(const edgegru_mul_int8_t *p, const int8_t *a, const int8_t *b, int8_t *out,
+/* out = MUL(a, b), elementwise: r * h for reset_before. */
+static INLINE void edgegru_mul_vector_int8(const edgegru_mul_int8_t *p, const int8_t *a, const int8_t *b, int8_t *out,
                              int32_t n)
 {
     const edgegru_mul_int8_t mul = *p;
     int32_t i = 0;
 #if defined(EDGEGRU_USE_MVE)
-    for (; i + 4 <= n; i += 4) {
+    const int32_t lanes_end = n - n % 4;
+    for (; i < lanes_end; i += 4) {
         const int32x4_t product = vmulq_s32(vaddq_n_s32(load_int8_lanes(a + i), mul.offset1),
                                             vaddq_n_s32(load_int8_lanes(b + i), mul.offset2));
         vstrbq_s32(out + i, requant_int8_lanes(product, &mul.output));
     }
+    i = lanes_end; /* tells the compiler where the rest starts */
 #endif
     for (; i < n; ++i) {
         out[i] = (int8_t)requant_int8((a[i] + mul.offset1) * (b[i] + mul.offset2), &mul.output);
     }
 }
+
+#endif
