@@ -32,10 +32,9 @@ from edgegru.errors import EdgeGRUError
 from edgegru.quantize import QuantizedModel
 from firmware_sim.build import build
 from firmware_sim.c_text import c_array
-from firmware_sim.codegen import kernel_sources
+from firmware_sim.codegen import kernel_sources, macs_per_step
 from firmware_sim.codegen_int8 import weight_arrays
-from firmware_sim.firmware_run import MODEL_NAME, macs_per_step
-from firmware_sim.host import encode_stream, write_sources
+from firmware_sim.host import DEFAULT_NAME, encode_stream, write_sources
 from firmware_sim.run import RunResult, run
 from firmware_sim.targets import get_target
 
@@ -74,9 +73,9 @@ def bench_step(model: QuantizedModel, target: str, steps: int, work_dir: Path, t
     outputs = {}
     for path in PATHS:
         out_dir = Path(work_dir) / target_.name / "step" / path
-        sources = write_sources(model, out_dir, MODEL_NAME)
+        sources = write_sources(model, out_dir, DEFAULT_NAME)
         defines = {"EDGEGRU_MARKERS": None, **(PORTABLE_DEFINES if path == "portable" else {})}
-        exe = build(target_, sources, include_dirs=[out_dir], out_dir=out_dir, defines=defines, name=MODEL_NAME)
+        exe = build(target_, sources, include_dirs=[out_dir], out_dir=out_dir, defines=defines, name=DEFAULT_NAME)
         result = _checked_run(target_.name, exe, stdin, timeout_s, f"step ({path})")
         counts = np.array(result.instruction_counts, dtype=np.int64)
         if len(counts) != steps:
@@ -118,20 +117,22 @@ def matvec_source(cases: Sequence[tuple[str, int, int]], repeats: int,
         "#include <stdint.h>\n#include <stdio.h>\n\n#include \"edgegru_gru_int8.h\"\n#include \"edgegru_kernels.h\"\n"
         "#include \"edgegru_rt.h\"\n#include \"edgegru_target.h\"\n\n",
         f"#define REPEATS {repeats}\n\n",
-        c_array("int8_t", "weights", weights),
-        c_array("int16_t", "x_int16x8", inputs["int16x8"]),
-        c_array("int8_t", "x_int8", inputs["int8"]),
-        f"static int32_t acc[{max_rows}];\nstatic int32_t zero_bias[{max_rows}];\n"
-        f"static int32_t wide[{(max_cols + 1) // 2}];\n\n",
+        f"static int32_t acc[{max_rows}];\n\n",
     ]
-    for _, rows, cols in sorted({c for c in cases if c[0] == "int8"}):
-        parts.append(weight_arrays(f"packed_{rows}x{cols}", weights[: rows * cols].reshape(rows, cols)))
-    parts.append(
-        "static void matvec_int16x8(const int16_t *x, int32_t rows, int32_t cols)\n{\n"
-        "    int32_t r;\n"
-        "    for (r = 0; r < rows; ++r) {\n"
-        "        acc[r] = edgegru_dot_int16x8(0, x, weights + r * cols, cols);\n"
-        "    }\n}\n\n")
+    schemes = {scheme for scheme, _, _ in cases}
+    if "int8" in schemes:
+        parts.append(c_array("int8_t", "x_int8", inputs["int8"])
+                     + f"static int32_t zero_bias[{max_rows}];\nstatic int32_t wide[{(max_cols + 1) // 2}];\n")
+        for _, rows, cols in sorted({c for c in cases if c[0] == "int8"}):
+            parts.append(weight_arrays(f"packed_{rows}x{cols}", weights[: rows * cols].reshape(rows, cols)))
+    if "int16x8" in schemes:
+        parts.append(
+            c_array("int8_t", "weights", weights) + c_array("int16_t", "x_int16x8", inputs["int16x8"])
+            + "static void matvec_int16x8(const int16_t *x, int32_t rows, int32_t cols)\n{\n"
+            "    int32_t r;\n"
+            "    for (r = 0; r < rows; ++r) {\n"
+            "        acc[r] = edgegru_dot_int16x8(0, x, weights + r * cols, cols);\n"
+            "    }\n}\n\n")
     parts.append("int main(void)\n{\n    int k;\n"
                  "    for (k = 0; k < REPEATS; ++k) {\n"
                  "        edgegru_mark_begin();\n        edgegru_mark_end();\n    }\n")
@@ -150,8 +151,10 @@ def matvec_source(cases: Sequence[tuple[str, int, int]], repeats: int,
 
 
 def bench_matvec(target: str, work_dir: Path, shapes: Sequence[tuple[int, int]] = MATVEC_SHAPES,
-                 schemes: Sequence[str] = MATVEC_SCHEMES, repeats: int = 5, timeout_s: float = 600) -> list[dict]:
-    """Steady-state mat-vec instruction counts, optimized and portable, one row per (scheme, shape)."""
+                 schemes: Sequence[str] = MATVEC_SCHEMES, repeats: int = 5, timeout_s: float = 600,
+                 paths: Sequence[str] = PATHS) -> list[dict]:
+    """Steady-state mat-vec instruction counts, one row per (scheme, shape), for each of `paths`
+    (optimized, portable; the ratio only when both ran)."""
     target_ = get_target(target)
     if not target_.emulated:
         raise EdgeGRUError(f"instruction counts need an emulated target, not {target_.name}")
@@ -166,7 +169,7 @@ def bench_matvec(target: str, work_dir: Path, shapes: Sequence[tuple[int, int]] 
     )
     rows_out = [{"target": target_.name, "benchmark": "matvec", "scheme": scheme, "shape": f"{rows}x{cols}",
                  "macs": rows * cols, "windows": repeats} for scheme, rows, cols in cases]
-    for path in PATHS:
+    for path in paths:
         out_dir = Path(work_dir) / target_.name / "matvec" / path
         out_dir.mkdir(parents=True, exist_ok=True)
         for filename, text in kernel_sources().items():
@@ -188,7 +191,7 @@ def bench_matvec(target: str, work_dir: Path, shapes: Sequence[tuple[int, int]] 
             row[f"{path}_window_overhead"] = overhead
             _fill(row, path, float(np.median(case_counts)) - overhead, row["macs"])
     for row in rows_out:
-        row["ratio"] = _ratio(row)
+        row["ratio"] = _ratio(row) if len(paths) == len(PATHS) else None
     return rows_out
 
 

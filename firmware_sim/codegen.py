@@ -144,6 +144,11 @@ def generate_c(model: QuantizedModel, name: str) -> dict[str, str]:
     return {f"{name}.h": _header(model, name, scratch_bytes(model, fused)), f"{name}.c": body}
 
 
+def macs_per_step(model: QuantizedModel) -> int:
+    """Multiply-accumulates of one step: every FULLY_CONNECTED's weight count."""
+    return int(sum(model.weights[op.weight].size for op in model.ops if op.kind == "fully_connected"))
+
+
 def state_bytes(model: QuantizedModel) -> int:
     """Bytes of `<name>_state_t`: one activation per hidden unit per layer."""
     return len(model.states) * model.config["hidden"] * np.dtype(model.tensors["x"].dtype).itemsize

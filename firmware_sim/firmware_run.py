@@ -4,7 +4,7 @@ For every target the generated sources, the executable and `firmware.json` land 
 `runs/NAME/firmware/<scheme>/<target>/`.  Every test sequence is streamed through the program (reset
 before each sequence) and every element of every step is compared with the golden model (`double`
 rounding, the TFLite Micro arithmetic).  On emulated cores a QEMU plugin counts the instructions of
-each `<name>_step` call exactly.  Cycle model for the time per step: one instruction per cycle (an
+each `<name>_step` call exactly, and of the mat-vec kernel alone (`recurrent_matvec`).  Cycle model for the time per step: one instruction per cycle (an
 optimistic bound for Cortex-M4/M33 at zero wait states; the M55 can retire more), stated in the JSON.
 """
 
@@ -18,22 +18,17 @@ from edgegru.atomic import write_json_atomic
 from edgegru.errors import EdgeGRUError
 from edgegru.quantize import QuantizedModel
 from firmware_sim.build import build
-from firmware_sim.codegen import state_bytes
-from firmware_sim.host import decode_stream, encode_stream, write_sources
+from firmware_sim.bench import bench_matvec
+from firmware_sim.codegen import macs_per_step, state_bytes
+from firmware_sim.host import DEFAULT_NAME, decode_stream, encode_stream, write_sources
 from firmware_sim.run import run
 from firmware_sim.sizes import sizes, symbol_sizes
 from firmware_sim.targets import get_target
 
-MODEL_NAME = "edgegru_model"
 DEFAULT_CLOCK_MHZ = 100.0
 
 
-def macs_per_step(model: QuantizedModel) -> int:
-    """Multiply-accumulates of one step: every FULLY_CONNECTED's weight count."""
-    return int(sum(model.weights[op.weight].size for op in model.ops if op.kind == "fully_connected"))
-
-
-def model_memory(model: QuantizedModel, elf: Path, name: str = MODEL_NAME) -> dict:
+def model_memory(model: QuantizedModel, elf: Path, name: str = DEFAULT_NAME) -> dict:
     """The generated model's own bytes, read from the ELF's symbols: parameters (every `_weights` and
     `_bias` array) against the artifact's integer tensor bytes, the other constants (requantization
     parameters and tables), the static scratch of the step, and the caller's state (arithmetic)."""
@@ -51,13 +46,21 @@ def model_memory(model: QuantizedModel, elf: Path, name: str = MODEL_NAME) -> di
     }
 
 
+def recurrent_matvec(model: QuantizedModel, target: str, work_dir: Path) -> dict:
+    """The step's mat-vec kernel alone, steady state, on the shape of the recurrent gates' stacked
+    weights [3 hidden, hidden] (`bench.bench_matvec`, optimized path only)."""
+    hidden = model.config["hidden"]
+    return bench_matvec(target, work_dir, shapes=((3 * hidden, hidden),), schemes=(model.scheme,), repeats=3,
+                        paths=("optimized",))[0]
+
+
 def run_target(model: QuantizedModel, target_name: str, x_q: np.ndarray, lengths: np.ndarray, out_dir: Path,
                timeout_s: float = 1800) -> tuple[np.ndarray, list[np.ndarray], dict]:
     """Build and run on one target; returns (logits [N,T,C], states, measurements)."""
     target = get_target(target_name)
-    sources = write_sources(model, out_dir, MODEL_NAME)
+    sources = write_sources(model, out_dir, DEFAULT_NAME)
     exe = build(target, sources, include_dirs=[out_dir], out_dir=out_dir, defines={"EDGEGRU_MARKERS": None},
-                name=MODEL_NAME)
+                name=DEFAULT_NAME)
     result = run(target, exe, encode_stream(x_q, lengths), timeout_s=timeout_s, count_instructions=target.emulated)
     if result.fault_kind:
         raise EdgeGRUError(f"{target.name}: the program stopped with a {result.fault_kind}")
@@ -72,6 +75,7 @@ def run_target(model: QuantizedModel, target_name: str, x_q: np.ndarray, lengths
         section = sizes(exe)
         macs = macs_per_step(model)
         memory = model_memory(model, exe)
+        matvec = recurrent_matvec(model, target.name, out_dir / "matvec")
         measured.update({
             "flash_bytes": section["flash"],
             **memory,
@@ -82,6 +86,8 @@ def run_target(model: QuantizedModel, target_name: str, x_q: np.ndarray, lengths
             "instructions_per_step_max": int(counts.max()),
             "macs_per_step": macs,
             "instructions_per_mac": round(float(np.median(counts)) / macs, 3),
+            "matvec_shape": matvec["shape"],
+            "matvec_instructions_per_mac": matvec["optimized_instructions_per_mac"],
         })
     return logits, states, measured
 

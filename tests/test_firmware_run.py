@@ -3,7 +3,8 @@
 import pytest
 
 from edgegru.errors import EdgeGRUError
-from firmware_sim.firmware_run import firmware_run, macs_per_step
+from firmware_sim.codegen import macs_per_step
+from firmware_sim.firmware_run import firmware_run
 from firmware_sim.targets import get_target, require_toolchain
 
 
@@ -26,6 +27,9 @@ def test_host_m4_m33_m55_are_bit_exact_and_measured(quantized, japanese_vowels, 
     for report in reports[1:]:
         assert report["macs_per_step"] == macs_per_step(quantized[scheme])
         assert report["instructions_per_step_median"] > report["macs_per_step"] / 4
+        hidden = quantized[scheme].config["hidden"]  # the mat-vec alone is leaner than the whole step
+        assert report["matvec_shape"] == f"{3 * hidden}x{hidden}"
+        assert 0.1 < report["matvec_instructions_per_mac"] < report["instructions_per_mac"]
         assert report["flash_bytes"] > quantized[scheme].weight_bytes()
         assert 0 < report["stack_bytes"] < 16384
 
