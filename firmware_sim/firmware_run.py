@@ -75,7 +75,6 @@ def run_target(model: QuantizedModel, target_name: str, x_q: np.ndarray, lengths
         section = sizes(exe)
         macs = macs_per_step(model)
         memory = model_memory(model, exe)
-        matvec = recurrent_matvec(model, target.name, out_dir / "matvec")
         measured.update({
             "flash_bytes": section["flash"],
             **memory,
@@ -86,8 +85,6 @@ def run_target(model: QuantizedModel, target_name: str, x_q: np.ndarray, lengths
             "instructions_per_step_max": int(counts.max()),
             "macs_per_step": macs,
             "instructions_per_mac": round(float(np.median(counts)) / macs, 3),
-            "matvec_shape": matvec["shape"],
-            "matvec_instructions_per_mac": matvec["optimized_instructions_per_mac"],
         })
     return logits, states, measured
 
@@ -109,6 +106,9 @@ def firmware_run(model: QuantizedModel, split, targets: list[str], out_root: Pat
                   "hidden": model.config["hidden"], "sequences": len(lengths),
                   **compare_with_golden(model, trace, logits, states, lengths, y)}
         if "instructions_per_step_median" in report:
+            matvec = recurrent_matvec(model, name, out_dir / "matvec")
+            report["matvec_shape"] = matvec["shape"]
+            report["matvec_instructions_per_mac"] = matvec["optimized_instructions_per_mac"]
             report["clock_mhz"] = clock_mhz
             report["cycle_model"] = "1 instruction = 1 cycle (zero wait states)"
             report["microseconds_per_step"] = round(report["instructions_per_step_median"] / clock_mhz, 2)
