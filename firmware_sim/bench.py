@@ -32,7 +32,8 @@ from edgegru.errors import EdgeGRUError
 from edgegru.quantize import QuantizedModel
 from firmware_sim.build import build
 from firmware_sim.c_text import c_array
-from firmware_sim.codegen import kernel_sources, macs_per_step
+from firmware_sim.c_model import macs_per_step
+from firmware_sim.codegen import kernel_sources
 from firmware_sim.codegen_int8 import weight_arrays
 from firmware_sim.host import DEFAULT_NAME, encode_stream, write_sources
 from firmware_sim.run import RunResult, run

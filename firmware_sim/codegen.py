@@ -34,7 +34,9 @@ import numpy as np
 from edgegru.errors import EdgeGRUError
 from edgegru.integer_ops import SIGMOID_TABLE_UINT16
 from edgegru.quantize import QuantizedModel
-from firmware_sim.c_text import INT32_MAX, INT32_MIN, c_array, c_float, c_int, c_struct
+from firmware_sim.c_model import c_name, describe, folded_bias, reset_function, state_bytes, tensor_widths
+from firmware_sim.c_text import c_array, c_float, c_int, c_struct
+from firmware_sim.codegen_int8 import fused_int8_refusal, fused_int8_source, scratch_size
 
 KERNEL_DIR = Path(__file__).parent / "c"
 KERNEL_SOURCES = ("edgegru_target.h", "edgegru_kernels.h", "edgegru_kernels.c", "edgegru_gru_int8.h",
@@ -94,64 +96,14 @@ def _check(model: QuantizedModel, name: str) -> None:
             raise EdgeGRUError(f"{h_out} is written in place over {h_in}, which a later op reads")
 
 
-def folded_bias(model: QuantizedModel, op) -> np.ndarray:
-    """int32 bias the kernel starts its accumulator from (int8: input zero point folded in)."""
-    weights = model.weights[op.weight].astype(np.int64)
-    bias = model.biases[op.weight].astype(np.int64)
-    zero_point = int(model.tensors[op.inputs[0]].zero_point)
-    folded = bias - zero_point * weights.sum(axis=1)
-    if folded.min(initial=0) < INT32_MIN or folded.max(initial=0) > INT32_MAX:
-        raise EdgeGRUError(f"{op.output}: bias does not fit int32 after folding the input zero point")
-    return folded
-
-
-def tensor_widths(model: QuantizedModel) -> dict[str, int]:
-    """Element count of every tensor of the step graph."""
-    cfg = model.config
-    widths = {"x": cfg["input_size"], **{h: cfg["hidden"] for pair in model.states for h in pair}}
-    for op in model.ops:
-        widths[op.output] = len(model.weights[op.weight]) if op.kind == "fully_connected" else widths[op.inputs[0]]
-    return widths
-
-
-def c_name(model: QuantizedModel, tensor: str) -> str:
-    """The C expression holding a tensor inside `<name>_step`: features, logits, a state array, or a local."""
-    if tensor == "x":
-        return "features"
-    if tensor == "logits":
-        return "logits"
-    for h_in, h_out in model.states:
-        if tensor in (h_in, h_out):
-            return "state->" + h_in.replace(".", "_")
-    return tensor.replace(".", "_")
-
-
-def describe(model: QuantizedModel, tensor: str) -> str:
-    """`int8[64], scale 0.0123, zp -3`: a tensor's type, width and quantization, for comments."""
-    q = model.tensors[tensor]
-    return f"{q.dtype}[{tensor_widths(model)[tensor]}], scale {float(q.scale)!r}, zp {int(q.zero_point)}"
-
-
 def generate_c(model: QuantizedModel, name: str) -> dict[str, str]:
     """{`<name>.h`, `<name>.c`}: the model's one-step function in C99 (see module doc).  int8 models take
     the fused kernels of edgegru_gru_int8.h when `codegen_int8.fused_int8_refusal` finds nothing against
     it; otherwise (and for int16x8) the step calls the generic per-operator kernels."""
-    from firmware_sim.codegen_int8 import fused_int8_refusal, fused_int8_source
-
     _check(model, name)
     fused = fused_int8_refusal(model) is None
     body = fused_int8_source(model, name) if fused else _generic_source(model, name)
     return {f"{name}.h": _header(model, name, scratch_bytes(model, fused)), f"{name}.c": body}
-
-
-def macs_per_step(model: QuantizedModel) -> int:
-    """Multiply-accumulates of one step: every FULLY_CONNECTED's weight count."""
-    return int(sum(model.weights[op.weight].size for op in model.ops if op.kind == "fully_connected"))
-
-
-def state_bytes(model: QuantizedModel) -> int:
-    """Bytes of `<name>_state_t`: one activation per hidden unit per layer."""
-    return len(model.states) * model.config["hidden"] * np.dtype(model.tensors["x"].dtype).itemsize
 
 
 def _header(model: QuantizedModel, name: str, scratch: int) -> str:
@@ -203,26 +155,9 @@ void {name}_step({name}_state_t *state, const {act} *features, {act} *logits);
 """
 
 
-def _reset_function(model: QuantizedModel, name: str) -> str:
-    upper = name.upper()
-    resets = "".join(
-        f"    for (i = 0; i < {upper}_HIDDEN; ++i) {{\n        state->{h_in.replace('.', '_')}[i] = "
-        f"{int(model.tensors[h_in].zero_point)};\n    }}\n" for h_in, _ in model.states)
-    return f"""/* The header's sizes are the C types' sizes (a negative array size fails the build otherwise). */
-typedef char {name}_state_bytes_check[sizeof({name}_state_t) == {upper}_STATE_BYTES ? 1 : -1];
-
-void {name}_reset({name}_state_t *state)
-{{
-    int32_t i;
-{resets}}}
-"""
-
-
 def scratch_bytes(model: QuantizedModel, fused: bool) -> int:
     """Bytes of the step's static scratch: the fused int8 step's accumulators and gates
     (codegen_int8.scratch_size), or every intermediate tensor of the generic step."""
-    from firmware_sim.codegen_int8 import scratch_size
-
     if fused:
         return scratch_size(model)
     itemsize = 1 if model.scheme == "int8" else 2
@@ -296,7 +231,7 @@ def _generic_source(model: QuantizedModel, name: str) -> str:
 {scratch}
 typedef char {name}_scratch_bytes_check[sizeof({name}_scratch) == {name.upper()}_SCRATCH_BYTES ? 1 : -1];
 
-{_reset_function(model, name)}
+{reset_function(model, name)}
 void {name}_step({name}_state_t *state, const {act} *features, {act} *logits)
 {{
 {''.join(calls)}}}

@@ -20,6 +20,7 @@ import numpy as np
 from edgegru.fixedpoint import multiply_by_quantized_multiplier
 from edgegru.integer_ops import AddParams, MulParams
 from edgegru.quantize import QuantizedModel
+from firmware_sim.c_model import c_name, folded_bias, reset_function
 from firmware_sim.c_text import c_array, c_int, c_struct
 
 PAIR_ODD_BOUND = 2**22  # 128 * sum|W[odd row]| below this: 512 * dot_odd fits int32 (edgegru_gru_int8.h)
@@ -157,8 +158,6 @@ class _Emitter:
     def fc(self, label: str, fc_outputs: list[str]) -> str:
         """These FULLY_CONNECTED ops stacked into one edgegru_fc_int8_t: weights, folded biases and the
         per-row requantization (each op's own output zero point)."""
-        from firmware_sim.codegen import folded_bias
-
         ops = [self.op(output) for output in fc_outputs]
         params = [self.model.op_params[output] for output in fc_outputs]
         weights = np.vstack([self.model.weights[op.weight] for op in ops])
@@ -212,8 +211,6 @@ class _Emitter:
 
 def fused_int8_source(model: QuantizedModel, name: str) -> str:
     """`<name>.c` for the fused int8 kernels (module doc); `fused_int8_refusal(model)` must be None."""
-    from firmware_sim.codegen import c_name, _reset_function
-
     cfg = model.config
     hidden, upper = cfg["hidden"], name.upper()
     emit = _Emitter(model, name)
@@ -264,7 +261,7 @@ static struct {{
 #define S {name}_scratch
 typedef char {name}_scratch_bytes_check[sizeof(S) == {upper}_SCRATCH_BYTES ? 1 : -1];
 
-{_reset_function(model, name)}
+{reset_function(model, name)}
 void {name}_step({name}_state_t *state, const int8_t *features, int8_t *logits)
 {{
 {''.join(calls)}}}

@@ -19,7 +19,7 @@ from edgegru.errors import EdgeGRUError
 from edgegru.quantize import QuantizedModel
 from firmware_sim.build import build
 from firmware_sim.bench import bench_matvec
-from firmware_sim.codegen import macs_per_step, state_bytes
+from firmware_sim.c_model import macs_per_step, state_bytes
 from firmware_sim.host import DEFAULT_NAME, decode_stream, encode_stream, write_sources
 from firmware_sim.run import run
 from firmware_sim.sizes import sizes, symbol_sizes

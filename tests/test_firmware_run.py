@@ -3,7 +3,7 @@
 import pytest
 
 from edgegru.errors import EdgeGRUError
-from firmware_sim.codegen import macs_per_step
+from firmware_sim.c_model import macs_per_step
 from firmware_sim.firmware_run import firmware_run
 from firmware_sim.targets import get_target, require_toolchain
 
