@@ -199,6 +199,8 @@ static INLINE void pair_matvec(const uint32_t *w, const int32_t *bias, const int
     for (; r < quad_rows; r += 4) {
         int32_t sums[4] = {0, 0, 0, 0};
         const uint32_t *xp = wide;
+        /* Written out on purpose: with a loop helper over a constant count, GCC 12 -O2 does not unroll
+         * it and the Cortex-M4 step costs 2.3 to 2.5 instructions per MAC instead of 1.88. */
         while (xp < wide_end8) { /* eight x words, sixteen weight words */
             quad_mac(w[0], w[1], xp[0], sums);
             quad_mac(w[2], w[3], xp[1], sums);
