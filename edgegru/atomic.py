@@ -1,6 +1,8 @@
 """Artifacts are written atomically: to a temporary file beside the target, then renamed over it.
 
-A run that fails before the rename leaves the previous file intact.
+A run that fails before the rename leaves the previous file intact.  The file gets the mode a plain
+`open(path, "w")` would give it (0666 less the umask), not the 0600 of a temporary file, so an exported
+model can be copied into an app bundle or read by a teammate.
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ from pathlib import Path
 from typing import Callable
 
 
+def _default_mode() -> int:
+    """0666 less the process umask (read without changing it for good)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
     """Call `write(temp_path)` and then move the temp file to `path` (same directory, same disk)."""
     path = Path(path)
@@ -20,6 +29,7 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
     os.close(handle)
     try:
         write(Path(temp))
+        os.chmod(temp, _default_mode())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
