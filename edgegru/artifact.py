@@ -22,17 +22,16 @@ from edgegru import integer_ops
 from edgegru.atomic import write_bytes_atomic, write_json_atomic
 from edgegru.data import Normalization
 from edgegru.errors import EdgeGRUError
-from edgegru.quant_params import SCHEMES, TensorQuant
+from edgegru.tensor_quant import SCHEMES, TensorQuant
 from edgegru.quantize import QuantizedModel
 
 FORMAT = "edgegru-quantized"
-VERSION = 2  # 2: FULLY_CONNECTED params carry the real multiplier (LiteRT's requantization)
+# 2: FULLY_CONNECTED params carry the real multiplier (LiteRT's requantization).
+# 3: values the kernels derived on every call are prepared: FULLY_CONNECTED `output_multiplier_q15`
+#    (int16x8), and int16 LOGISTIC/TANH `input_multiplier`/`input_left_shift` are the effective ones
+#    (the power-of-two input scale is stored as 3, 0, never as multiplier 0).
+VERSION = 3
 TENSORS_FILE, SPEC_FILE = "model.npz", "spec.json"
-
-
-def artifact_dir(run_dir: Path, scheme: str) -> Path:
-    """Where a run keeps its quantized artifact for one scheme: RUN_DIR/quant/SCHEME/."""
-    return Path(run_dir) / "quant" / scheme
 
 
 def _digest(array: np.ndarray) -> str:
@@ -131,15 +130,14 @@ def _build(spec: dict, arrays: dict) -> QuantizedModel:
 
 
 def _check_shapes(model: QuantizedModel) -> None:
-    config = model.config
+    widths = model.tensor_widths
     for op in model.ops:
         if op.kind != "fully_connected":
             continue
         w, b = model.weights.get(op.weight), model.biases.get(op.weight)
         if w is None or b is None:
             raise EdgeGRUError(f"artifact: weight or bias '{op.weight}' is missing")
-        out_size = config["num_classes"] if op.weight == "head" else config["hidden"]
-        in_size = config["input_size"] if op.inputs[0] == "x" else config["hidden"]
+        out_size, in_size = widths[op.output], widths[op.inputs[0]]
         if w.shape != (out_size, in_size) or w.dtype != np.int8 or b.shape != (out_size,):
             raise EdgeGRUError(f"artifact: '{op.weight}' has shape {w.shape} ({w.dtype}), bias {b.shape}; "
                                f"the config needs ({out_size}, {in_size}) int8")

@@ -21,6 +21,7 @@ import numpy as np
 from edgegru.data import Normalization, Split
 from edgegru.errors import EdgeGRUError
 from edgegru.step_graph import float_weights, run_ops, state_names, step_ops
+from edgegru.stream_loop import stream
 
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
 PERCENTILE = 99.99
@@ -50,6 +51,24 @@ def float_kernels(weights: dict) -> dict:
     }
 
 
+def float_step_function(model):
+    """The float64 step graph of a trained model for `stream_loop.stream`:
+    (x [B, F] normalized, states) -> (every tensor of the step, new states)."""
+    config = model.config
+    ops = step_ops(config.variant, config.layers)
+    kernels = float_kernels(float_weights(model))
+    pairs = state_names(config.layers)
+
+    def step(x, states):
+        tensors = run_ops(ops, {"x": x, **{h_in: s for (h_in, _), s in zip(pairs, states)}}, kernels)
+        return tensors, [tensors[h_out] for _, h_out in pairs]
+    return step
+
+
+def float_initial_states(model, batch: int) -> list[np.ndarray]:
+    return [np.zeros((batch, model.config.hidden)) for _ in range(model.config.layers)]
+
+
 def observe(model, split: Split, normalization: Normalization, max_sequences: int = 256, seed: int = 0) -> dict[str, Observation]:
     """Run the float step graph over (up to `max_sequences` of) `split` and record every tensor."""
     if len(split) == 0:
@@ -57,19 +76,13 @@ def observe(model, split: Split, normalization: Normalization, max_sequences: in
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(split), min(len(split), max_sequences), replace=False))
     x_all = normalization.apply(split.x[rows]).astype(np.float64)
-    lengths = split.lengths[rows]
-    config = model.config
-    ops = step_ops(config.variant, config.layers)
-    kernels = float_kernels(float_weights(model))
-    states = {h_in: np.zeros((len(rows), config.hidden)) for h_in, _ in state_names(config.layers)}
     seen: dict[str, list[np.ndarray]] = {}
-    for t in range(int(lengths.max())):
-        active = t < lengths
-        tensors = run_ops(ops, {"x": x_all[:, t], **states}, kernels)
+
+    def record(t, tensors, active):
         for name, value in tensors.items():
             seen.setdefault(name, []).append(value[active].ravel().astype(np.float32))
-        for h_in, h_out in state_names(config.layers):
-            states[h_in] = np.where(active[:, None], tensors[h_out], states[h_in])
+
+    stream(float_step_function(model), float_initial_states(model, len(rows)), x_all, split.lengths[rows], record)
     observations = {}
     for name, chunks in seen.items():
         values = np.concatenate(chunks)

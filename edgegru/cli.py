@@ -1,4 +1,4 @@
-"""The `edgegru` command line: argument parsing and printing only; the work lives in the stages."""
+"""The `edgegru` command line: argument parsing and printing only; the work lives in `edgegru.stages`."""
 
 from __future__ import annotations
 
@@ -6,16 +6,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from edgegru.calibrate import CALIBRATION_METHODS
-from edgegru.artifact import artifact_dir, load_artifact
-from edgegru.checkpoint import load_checkpoint, run_dataset
-from edgegru.data import DATASETS, DEFAULT_DATASET, load_dataset
 from edgegru.errors import EdgeGRUError
-from edgegru.golden import ROUNDING_PROFILES
-from edgegru.model import VARIANTS, count_parameters
-from edgegru.quant_params import SCHEMES
-from edgegru.quantize_run import quantize_run
-from edgegru.train import TrainConfig, train_run
+from edgegru.stages import options
+from edgegru.stages.bench_stage import BENCHMARKS, bench_run
+from edgegru.stages.demo_stage import demo
+from edgegru.stages.export_stage import export_run
+from edgegru.stages.firmware_stage import TARGET_NAMES, firmware_run
+from edgegru.stages.quantize_stage import quantize_run
+from edgegru.stages.report_stage import build_report, markdown_table
+from edgegru.stages.train_stage import describe_run, train_run
+from edgegru.stages.verify_stage import not_bit_exact, verify_run
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (exit 2), like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def positive_int(text: str) -> int:
@@ -25,57 +32,50 @@ def positive_int(text: str) -> int:
     return value
 
 
+def comma_list(choices):
+    """An argparse type: a comma-separated list of names, each one of `choices`."""
+    def parse(text: str) -> list[str]:
+        names = [name for name in text.split(",") if name]
+        unknown = [name for name in names if name not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(choices)}")
+        return names
+    return parse
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainConfig()
+    defaults = options.TrainConfig()
     parser.add_argument("--hidden", type=positive_int, default=defaults.hidden, help="GRU state size H (default %(default)s)")
     parser.add_argument("--layers", type=int, choices=(1, 2), default=defaults.layers, help="GRU layers (default %(default)s)")
-    parser.add_argument("--variant", choices=VARIANTS, default=defaults.variant,
+    parser.add_argument("--variant", choices=options.VARIANTS, default=defaults.variant,
                         help="reset_after = PyTorch/ONNX linear_before_reset=1; reset_before = Cho et al. (default %(default)s)")
     parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="maximum epochs (default %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for weights and batch order (default %(default)s)")
+    parser.add_argument("--force", action="store_true", help="train again even if an identical finished run exists")
 
 
-def train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(hidden=args.hidden, layers=args.layers, variant=args.variant, epochs=args.epochs, seed=args.seed)
+def train_config(args: argparse.Namespace):
+    return options.TrainConfig(hidden=args.hidden, layers=args.layers, variant=args.variant, epochs=args.epochs,
+                               seed=args.seed)
 
 
 def print_train_summary(metrics: dict, out: Path) -> None:
+    done = ("reused the finished run (same config and data)" if metrics["reused"]
+            else f"{metrics['epochs_run']} epochs in {metrics['train_seconds']:.1f} s")
     print(
         f"{metrics['dataset']}: GRU H={metrics['hidden']} x{metrics['layers']} {metrics['variant']}, "
-        f"{metrics['params']:,} params, {metrics['epochs_run']} epochs in {metrics['train_seconds']:.1f} s\n"
+        f"{metrics['params']:,} params, {done}\n"
         f"  val accuracy {metrics['val_accuracy']:.4f}   test accuracy {metrics['test_accuracy']:.4f}\n"
-        f"  wrote {out / 'model.pt'} and {out / 'train.json'}"
+        f"  {'kept' if metrics['reused'] else 'wrote'} {out / 'model.pt'} and {out / 'train.json'}"
     )
 
 
 def command_train(args: argparse.Namespace) -> None:
-    dataset = load_dataset(args.dataset)
-    out = Path(args.out or f"runs/{dataset.name}")
-    print_train_summary(train_run(dataset, train_config(args), out), out)
+    metrics = train_run(args.dataset, train_config(args), args.out and Path(args.out), force=args.force)
+    print_train_summary(metrics, Path(metrics["run_dir"]))
 
 
-DEMO_VERIFY_SEQUENCES = 200
-DEMO_BACKENDS = ["tflm", "tflite-runtime", "litert-ref", "litert", "onnxruntime", "c-host", "cortex-m4", "cortex-m55"]
-
-
-def command_demo(args: argparse.Namespace) -> None:
-    dataset = load_dataset(args.dataset)
-    out = Path(args.out or f"runs/{dataset.name}")
-    print(f"EdgeGRU demo on '{dataset.name}': {len(dataset.train)}/{len(dataset.val)}/{len(dataset.test)} "
-          f"train/val/test sequences, {dataset.num_features} features, {dataset.num_classes} classes")
-    print_train_summary(train_run(dataset, train_config(args), out), out)
-    from export.runs import export_run, verify_run
-
-    for scheme in SCHEMES:
-        print_quant_summary(quantize_run(out, scheme), artifact_dir(out, scheme))
-        for fmt in ("tflite", "onnx"):
-            export_run(out, scheme, fmt)
-        print_verify_table(verify_run(out, scheme, DEMO_BACKENDS, DEMO_VERIFY_SEQUENCES))
-    print(f"The demo verifies the first {DEMO_VERIFY_SEQUENCES} test sequences; "
-          f"`edgegru verify {out} --scheme SCHEME` checks them all.")
-
-
-def print_quant_summary(metrics: dict, out: Path) -> None:
+def print_quant_summary(metrics: dict, run_dir: Path) -> None:
     dynamic = metrics["dynamic_int8_accuracy"]
     error = metrics["state_error_lsb"]
     print(
@@ -86,153 +86,181 @@ def print_quant_summary(metrics: dict, out: Path) -> None:
         f"  {metrics['weight_bytes']:,} weight bytes (float {metrics['float_weight_bytes']:,}), "
         f"max accumulator {metrics['max_accumulator_bits']} bits, state error vs float "
         f"mean {error['mean']} / p99 {error['p99']} LSB\n"
-        f"  wrote {out}"
+        f"  {'kept' if metrics['reused'] else 'wrote'} {run_dir / 'quant' / metrics['scheme']}"
     )
 
 
 def command_quantize(args: argparse.Namespace) -> None:
-    metrics = quantize_run(Path(args.run_dir), args.scheme, args.calibration, args.rounding)
-    print_quant_summary(metrics, artifact_dir(args.run_dir, args.scheme))
+    metrics = quantize_run(Path(args.run_dir), args.scheme, args.calibration, args.rounding, force=args.force)
+    print_quant_summary(metrics, Path(args.run_dir))
 
 
-def command_export(args: argparse.Namespace) -> None:
-    from export.runs import export_run
-
-    written = export_run(Path(args.run_dir), args.scheme, args.format)
+def print_export(written: dict) -> None:
     for key, value in written.items():
-        print(f"  {key}: {value}")
+        if key != "reused":
+            print(f"  {key}: {value}")
     if "tflite_bytes" in written:
         print(f"  .tflite is {written['tflite_bytes']:,} bytes for {written['weight_bytes']:,} weight bytes "
               f"(limit {written['size_limit_bytes']:,})")
+    if written["reused"]:
+        print("  (unchanged artifact: the exported files were kept)")
+
+
+def command_export(args: argparse.Namespace) -> None:
+    print_export(export_run(Path(args.run_dir), args.scheme, args.format, force=args.force))
 
 
 def print_verify_table(report: dict) -> None:
-    print(f"{report['dataset']} {report['scheme']}: {report['sequences']} test sequences, golden accuracy "
-          + ", ".join(f"{k} {v:.4f}" for k, v in report["golden_accuracy"].items()))
+    print(f"{report['dataset']} {report['scheme']}: {report['sequences']} test sequences, the deployed files "
+          f"against the golden model")
     print(f"  {'backend':<16}{'rounding':<10}{'steps':>8}{'elements':>11}{'mismatches':>12}{'max LSB':>9}"
-          f"{'bit-exact':>11}{'accuracy':>10}")
+          f"{'bit-exact':>11}{'accuracy':>10}{'golden':>8}")
     for r in report["backends"].values():
         exact = "yes" if r["bit_exact"] else ("NO" if r["exact_required"] else "no (tol.)")
         print(f"  {r['backend']:<16}{r['rounding']:<10}{r['steps']:>8,}{r['elements']:>11,}{r['mismatches']:>12,}"
-              f"{r['max_abs_lsb']:>9}{exact:>11}{r['accuracy']:>10.4f}")
+              f"{r['max_abs_lsb']:>9}{exact:>11}{r['accuracy']:>10.4f}{r['golden_accuracy']:>8.4f}"
+              + ("  (unchanged: earlier result)" if r.get("reused") else ""))
 
 
 def command_verify(args: argparse.Namespace) -> None:
-    from export.runs import verify_run
-
-    report = verify_run(Path(args.run_dir), args.scheme, args.backends.split(","), args.max_sequences)
+    report = verify_run(Path(args.run_dir), args.scheme, args.backends, args.max_sequences)
     print_verify_table(report)
-    failed = [r["backend"] for r in report["backends"].values() if r["exact_required"] and not r["bit_exact"]]
+    failed = not_bit_exact(report)
     if failed:
         raise EdgeGRUError(f"not bit-exact against the golden model: {', '.join(failed)}")
 
 
-def command_report(args: argparse.Namespace) -> None:
-    from edgegru.report import build_report, markdown_table
-
-    rows = build_report(Path(args.out), args.datasets.split(","), [int(h) for h in args.hidden.split(",")],
-                        args.variants.split(","), args.layers, args.epochs)
-    print(markdown_table(rows), end="")
-    print(f"wrote {args.out}/report.json, report.md and accuracy_vs_size.png")
-
-
-def command_firmware(args: argparse.Namespace) -> None:
-    from firmware_sim.firmware_run import firmware_run
-
-    run_dir = Path(args.run_dir)
-    model = load_artifact(artifact_dir(run_dir, args.scheme))
-    dataset = run_dataset(run_dir)
-    reports = firmware_run(model, dataset.test, args.targets.split(","), run_dir / "firmware" / args.scheme,
-                           args.clock_mhz, args.max_sequences)
-    print(f"{dataset.name} {args.scheme}: generated C, every element of every step against the golden model")
+def print_firmware_table(reports: list[dict]) -> None:
+    first = reports[0]
+    print(f"{first['dataset']} {first['scheme']}: generated C, every element of every step against the golden model")
     print(f"  {'target':<12}{'steps':>9}{'mismatches':>12}{'flash B':>9}{'params x':>9}{'RAM B':>8}{'instr/step':>12}"
-          f"{'MAC/step':>10}{'instr/MAC':>11}{'mat-vec':>9}{f'us @{args.clock_mhz:g}MHz':>13}")
+          f"{'MAC/step':>10}{'instr/MAC':>11}{'mat-vec':>9}{'us/step':>9}")
     for r in reports:
-        cell = lambda key, fmt="{:,}": fmt.format(r[key]) if r.get(key) is not None else "-"
+        def cell(key, fmt="{:,}"):
+            return fmt.format(r[key]) if r.get(key) is not None else "-"
         print(f"  {r['target']:<12}{r['steps']:>9,}{r['mismatches']:>12,}{cell('flash_bytes'):>9}"
               f"{cell('parameter_flash_ratio', '{:.3f}'):>9}{cell('ram_bytes'):>8}"
               f"{cell('instructions_per_step_median'):>12}{cell('macs_per_step'):>10}"
               f"{cell('instructions_per_mac', '{:.2f}'):>11}{cell('matvec_instructions_per_mac', '{:.2f}'):>9}"
-              f"{cell('microseconds_per_step', '{:.1f}'):>13}")
-    print("  instr/MAC: whole step; mat-vec: the mat-vec kernel alone, steady state, on the recurrent weights")
-    if any(r["mismatches"] for r in reports):
-        raise EdgeGRUError("the generated C does not match the golden model on: "
-                           + ", ".join(r["target"] for r in reports if r["mismatches"]))
+              f"{cell('microseconds_per_step', '{:.1f}'):>9}" + ("  (unchanged: earlier result)" if r.get("reused") else ""))
+    clock = next((r["clock_mhz"] for r in reports if "clock_mhz" in r), None)
+    print("  instr/MAC: whole step; mat-vec: the mat-vec kernel alone, steady state, on the recurrent weights"
+          + (f"; us/step at {clock:g} MHz, 1 instruction per cycle" if clock else ""))
+
+
+def command_firmware(args: argparse.Namespace) -> None:
+    reports = firmware_run(Path(args.run_dir), args.scheme, args.targets, args.clock_mhz, args.max_sequences)
+    print_firmware_table(reports)
+    failed = [r["target"] for r in reports if r["mismatches"]]
+    if failed:
+        raise EdgeGRUError(f"the generated C does not match the golden model on: {', '.join(failed)}")
 
 
 def command_bench(args: argparse.Namespace) -> None:
-    if not args.firmware:
-        raise EdgeGRUError("choose a benchmark: --firmware (the only one so far)")
-    from firmware_sim.bench import bench_firmware, format_bench
+    for title, text in bench_run(Path(args.run_dir), args.benchmarks or list(BENCHMARKS), args.scheme, args.targets,
+                                 args.steps):
+        print(f"{title}\n{text}\n")
 
-    for scheme in args.scheme.split(","):
-        model = load_artifact(artifact_dir(args.run_dir, scheme))
-        print(format_bench(bench_firmware(model, tuple(args.targets.split(",")), steps=args.steps)))
+
+def command_report(args: argparse.Namespace) -> None:
+    rows = build_report(Path(args.out), args.datasets, [int(h) for h in args.hidden.split(",")],
+                        args.variants, args.layers, args.epochs)
+    print(markdown_table(rows), end="")
+    print(f"wrote {args.out}/report.json, report.md and accuracy_vs_size.png")
+
+
+def command_demo(args: argparse.Namespace) -> None:
+    out = None
+    for stage, result in demo(args.dataset, train_config(args), args.out and Path(args.out), force=args.force):
+        if stage == "dataset":
+            print(f"EdgeGRU demo on '{result.name}': {len(result.train)}/{len(result.val)}/{len(result.test)} "
+                  f"train/val/test sequences, {result.num_features} features, {result.num_classes} classes")
+        elif stage == "train":
+            out = Path(result["run_dir"])
+            print_train_summary(result, out)
+        elif stage == "skipped":
+            print(f"skipped {', '.join(result)}: {'; '.join(sorted(set(result.values())))}")
+        elif stage == "quantize":
+            print_quant_summary(result, out)
+        elif stage == "export":
+            print(f"  exported {', '.join(k for k in result if k in ('tflite', 'onnx'))}"
+                  + (" (unchanged, kept)" if result["reused"] else ""))
+        elif stage == "verify":
+            print_verify_table(result)
+        elif stage == "firmware":
+            print_firmware_table(result)
+    print(f"The demo verifies the first test sequences; `edgegru verify {out} --scheme SCHEME --backends ...` "
+          f"checks them all.")
 
 
 def command_info(args: argparse.Namespace) -> None:
-    checkpoint = load_checkpoint(Path(args.run_dir))
-    config = checkpoint.model.config
-    print(f"{checkpoint.dataset}: GRU H={config.hidden} x{config.layers} {config.variant}, "
-          f"{config.input_size} features -> {config.num_classes} classes ({', '.join(checkpoint.class_names)}), "
-          f"{count_parameters(checkpoint.model):,} params")
+    run = describe_run(Path(args.run_dir))
+    print(f"{run['dataset']}: GRU H={run['hidden']} x{run['layers']} {run['variant']}, {run['input_size']} features -> "
+          f"{run['num_classes']} classes ({', '.join(run['class_names'])}), {run['params']:,} params")
 
 
 def command_datasets(args: argparse.Namespace) -> None:
-    for name in DATASETS:
+    for name in options.DATASETS:
         print(name)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="edgegru",
         description="Train a GRU classifier and take it to a bit-exact full-integer model for edge devices.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    schemes, backends = list(options.SCHEMES), list(options.BACKENDS)
 
     train = commands.add_parser("train", help="train a float GRU classifier",
-                                description="Train a float GRU classifier; writes model.pt and train.json.")
-    train.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}, or a path to a .npz")
+                                description="Train a float GRU classifier; writes model.pt and train.json. An identical "
+                                            "finished run (same config and data) is reused.")
+    train.add_argument("--dataset", required=True, help=f"one of {', '.join(options.DATASETS)}, or a path to a .npz")
     add_train_arguments(train)
     train.add_argument("--out", help="output directory (default runs/DATASET)")
     train.set_defaults(run=command_train)
 
-    demo = commands.add_parser("demo", help="the whole pipeline on the default dataset",
-                               description="Train on the embedded default dataset, quantize it (int8 and int16x8), export TFLite and "
-                                           "ONNX step models and verify them, with the generated C on host and "
-                                           "emulated Cortex-M4/M55, against the golden model.")
-    demo.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset (default %(default)s)")
-    add_train_arguments(demo)
-    demo.add_argument("--out", help="output directory (default runs/DATASET)")
-    demo.set_defaults(run=command_demo)
+    demo_parser = commands.add_parser(
+        "demo", help="the whole pipeline on the default dataset",
+        description="Train on the embedded default dataset, quantize it (int8 and int16x8), export TFLite and ONNX step "
+                    "models and verify them, and run the generated C on the host and emulated Cortex-M4/M55, against "
+                    "the golden model. What an earlier demo finished is reused; targets whose tools are missing are "
+                    "skipped and named.")
+    demo_parser.add_argument("--dataset", default=options.DEFAULT_DATASET, help="dataset (default %(default)s)")
+    add_train_arguments(demo_parser)
+    demo_parser.add_argument("--out", help="output directory (default runs/DATASET)")
+    demo_parser.set_defaults(run=command_demo)
 
     quantize = commands.add_parser(
         "quantize", help="post-training integer quantization with the golden model's accuracy",
         description="Calibrate on the training split, quantize, and measure the integer golden model on the test "
                     "split; writes RUN_DIR/quant/SCHEME/ (model.npz, spec.json, quant.json).")
     quantize.add_argument("run_dir", help="a run directory made by `edgegru train`")
-    quantize.add_argument("--scheme", choices=SCHEMES, default="int8", help="int8, or int16x8 (int16 activations) (default %(default)s)")
-    quantize.add_argument("--calibration", choices=CALIBRATION_METHODS, default="minmax", help="range estimator (default %(default)s)")
-    quantize.add_argument("--rounding", choices=list(ROUNDING_PROFILES), default="double",
+    quantize.add_argument("--scheme", choices=schemes, default="int8", help="int8, or int16x8 (int16 activations) (default %(default)s)")
+    quantize.add_argument("--calibration", choices=options.CALIBRATION_METHODS, default="minmax", help="range estimator (default %(default)s)")
+    quantize.add_argument("--rounding", choices=list(options.ROUNDING_PROFILES), default="double",
                           help="double = TFLite Micro / tflite-runtime reference; single = LiteRT (default %(default)s)")
+    quantize.add_argument("--force", action="store_true", help="quantize again even if nothing changed")
     quantize.set_defaults(run=command_quantize)
 
     export = commands.add_parser("export", help="write deployable models (TFLite, ONNX)",
-                                 description="Export the quantized one-step model (TFLite) or the float network (ONNX).")
+                                 description="Export the quantized one-step model (TFLite or integer ONNX) and the float "
+                                             "network; writes RUN_DIR/export/SCHEME/ and RUN_DIR/export/float/.")
     export.add_argument("run_dir")
-    export.add_argument("--scheme", choices=SCHEMES, default="int8", help="quantized artifact to export (default %(default)s)")
-    export.add_argument("--format", choices=("tflite", "onnx"), default="tflite", help="(default %(default)s)")
+    export.add_argument("--scheme", choices=schemes, default="int8", help="quantized artifact to export (default %(default)s)")
+    export.add_argument("--format", choices=options.FORMATS, default="tflite", help="(default %(default)s)")
+    export.add_argument("--force", action="store_true", help="write the files again even if the artifact did not change")
     export.set_defaults(run=command_export)
 
     verify = commands.add_parser(
         "verify", help="check every backend against the golden model, element by element",
-        description="Feed every test sequence step by step into each backend and into the golden model in that "
-                    "backend's rounding; writes RUN_DIR/verify/SCHEME.json.")
+        description="Feed every test sequence step by step into each backend, running the files `edgegru export` and "
+                    "`edgegru firmware` wrote, and into the golden model in that backend's rounding; updates "
+                    "RUN_DIR/verify/SCHEME.json (every backend's latest result).")
     verify.add_argument("run_dir")
-    verify.add_argument("--scheme", choices=SCHEMES, default="int8", help="(default %(default)s)")
-    verify.add_argument("--backends", default="tflm,tflite-runtime,litert,litert-ref",
-                        help="comma-separated: tflm, tflite-runtime, litert, litert-ref, onnxruntime, onnx-reference, "
-                             "c-host, cortex-m4, cortex-m55 (default %(default)s)")
+    verify.add_argument("--scheme", choices=schemes, default="int8", help="(default %(default)s)")
+    verify.add_argument("--backends", type=comma_list(backends), default="tflm,tflite-runtime,litert,litert-ref",
+                        help=f"comma-separated: {', '.join(backends)} (default %(default)s)")
     verify.add_argument("--max-sequences", type=positive_int, help="verify only the first N test sequences")
     verify.set_defaults(run=command_verify)
 
@@ -240,36 +268,37 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="accuracy vs size across datasets, sizes, variants and schemes",
         description="Train (or reuse) one run per combination, quantize it in both schemes, and write a table and a "
                     "plot of test accuracy against parameter bytes.")
-    report.add_argument("--datasets", default="japanese-vowels,digits", help="comma-separated (default %(default)s)")
+    report.add_argument("--datasets", type=comma_list(options.DATASETS), default="japanese-vowels,digits",
+                        help="comma-separated (default %(default)s)")
     report.add_argument("--hidden", default="16,32,64", help="comma-separated hidden sizes (default %(default)s)")
-    report.add_argument("--variants", default="reset_after", help="comma-separated (default %(default)s)")
+    report.add_argument("--variants", type=comma_list(options.VARIANTS), default="reset_after", help="comma-separated (default %(default)s)")
     report.add_argument("--layers", type=int, choices=(1, 2), default=1)
-    report.add_argument("--epochs", type=positive_int, default=TrainConfig().epochs)
+    report.add_argument("--epochs", type=positive_int, default=options.TrainConfig().epochs)
     report.add_argument("--out", default="runs/report", help="output directory (default %(default)s)")
     report.set_defaults(run=command_report)
 
     firmware = commands.add_parser(
         "firmware", help="portable C for microcontrollers, run on host and emulated Cortex-M",
-        description="Generate C from the quantized artifact, build and run it on each target over the test "
-                    "split, compare every element with the golden model, and measure flash, stack and "
-                    "instructions per step (exact, from QEMU); writes RUN_DIR/firmware/SCHEME/TARGET/.")
+        description="Generate C from the quantized artifact into RUN_DIR/firmware/SCHEME/src/, build and run it on each "
+                    "target over the test split, compare every element with the golden model, and measure flash, stack "
+                    "and instructions per step (exact, from QEMU); writes RUN_DIR/firmware/SCHEME/TARGET/.")
     firmware.add_argument("run_dir")
-    firmware.add_argument("--scheme", choices=SCHEMES, default="int8")
-    firmware.add_argument("--targets", default="host,cortex-m4,cortex-m55",
-                          help="comma-separated: host, host-clang, cortex-m3, cortex-m4, cortex-m7, cortex-m33, "
-                               "cortex-m55 (default %(default)s)")
+    firmware.add_argument("--scheme", choices=schemes, default="int8")
+    firmware.add_argument("--targets", type=comma_list(TARGET_NAMES), default="host,cortex-m4,cortex-m55",
+                          help=f"comma-separated: {', '.join(TARGET_NAMES)} (default %(default)s)")
     firmware.add_argument("--clock-mhz", type=float, default=100.0, help="clock for the time per step (default %(default)s)")
     firmware.add_argument("--max-sequences", type=positive_int, help="only the first N test sequences")
     firmware.set_defaults(run=command_firmware)
 
     bench = commands.add_parser(
         "bench", help="benchmarks that print figures (instructions per MAC on emulated cores)",
-        description="--firmware: the generated C on emulated Cortex-M cores, optimized (DSP/MVE) and portable paths "
-                    "side by side: whole step and mat-vec alone, exact instruction counts from QEMU.")
-    bench.add_argument("run_dir", nargs="?", default="runs/watch", help="a quantized run (default %(default)s)")
-    bench.add_argument("--firmware", action="store_true", help="benchmark the generated C")
-    bench.add_argument("--scheme", default="int8,int16x8", help="comma-separated schemes (default %(default)s)")
-    bench.add_argument("--targets", default="cortex-m4,cortex-m55", help="(default %(default)s)")
+        description="Runs every benchmark unless some are chosen. firmware: the generated C on emulated Cortex-M cores, "
+                    "optimized (DSP/MVE) and portable paths side by side: whole step and mat-vec alone, exact "
+                    "instruction counts from QEMU (skipped, with the reason, where the toolchain is missing).")
+    bench.add_argument("run_dir", nargs="?", default="runs/watch", help="a quantized run (default %(default)s, made by `make demo`)")
+    bench.add_argument("--firmware", dest="benchmarks", action="append_const", const="firmware", help="the generated C")
+    bench.add_argument("--scheme", type=comma_list(schemes), default="int8,int16x8", help="comma-separated schemes (default %(default)s)")
+    bench.add_argument("--targets", type=comma_list(TARGET_NAMES), default="cortex-m4,cortex-m55", help="(default %(default)s)")
     bench.add_argument("--steps", type=positive_int, default=20, help="random steps per build (default %(default)s)")
     bench.set_defaults(run=command_bench)
 

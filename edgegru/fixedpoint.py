@@ -9,6 +9,8 @@ Two requantization roundings exist in the TFLite family:
   half away from zero); TFLite Micro and tflite-runtime's reference kernels.
 - `single`: one 64-bit multiply, add half, arithmetic shift (round half up); LiteRT 2.x
   (TFLITE_SINGLE_ROUNDING).
+The 16x8 FULLY_CONNECTED of `double` builds requantizes its int64 accumulator with the multiplier
+reduced to Q15 (`q15_multiplier`, prepared once; `multiply_by_q15_multiplier`).
 """
 
 from __future__ import annotations
@@ -88,24 +90,23 @@ def multiply_by_quantized_multiplier(x, multiplier, shift, rounding: str = "doub
     raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
 
 
-def multiply_by_quantized_multiplier_int64(x, multiplier, shift, rounding: str = "double") -> np.ndarray:
-    """int64 accumulator x times multiplier * 2^(shift - 31) -> int32, as 16x8 kernels requantize.
+def q15_multiplier(multiplier) -> np.ndarray:
+    """Q31 multiplier(s) -> Q15, rounded (half up) and capped at 0x7FFF: the multiplier the 16x8 kernels
+    of double-rounding builds (TFLite Micro, tflite-runtime) requantize an int64 accumulator with.
+    Computed once, at quantization time (`integer_ops.prepare_fully_connected`)."""
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    return np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
 
-    `double` builds (TFLite Micro, tflite-runtime) first reduce the Q31 multiplier to Q15 (rounded,
-    capped at 0x7FFF), then one 64-bit multiply, add half, shift by 15 - shift (|x| < 2^47).
-    `single` builds (LiteRT) keep the full Q31 multiplier: (x * multiplier + half) >> (31 - shift),
-    which fits int64 for |x| < 2^31 (the quantizer proves the accumulator bound).
-    """
+
+def multiply_by_q15_multiplier(x, multiplier_q15, shift) -> np.ndarray:
+    """int64 accumulator x times multiplier_q15 * 2^(shift - 15) -> int32, as the 16x8 kernels of
+    double-rounding builds requantize: one 64-bit multiply, add half, arithmetic shift by 15 - shift
+    (|x| < 2^47, shift <= 14).  (LiteRT's single-rounding builds keep the Q31 multiplier instead:
+    `multiply_by_quantized_multiplier(..., "single")`, exact in 64 bits for |x| < 2^31.)"""
     x = np.asarray(x, dtype=np.int64)
-    multiplier, shift = np.asarray(multiplier, dtype=np.int64), np.asarray(shift, dtype=np.int64)
-    if rounding == "single":
-        total_shift = 31 - shift
-        return wrap_int32((x * multiplier + (np.int64(1) << (total_shift - 1))) >> total_shift)
-    if rounding != "double":
-        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
-    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+    multiplier_q15, shift = np.asarray(multiplier_q15, dtype=np.int64), np.asarray(shift, dtype=np.int64)
     total_shift = 15 - shift
-    return wrap_int32((x * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift)
+    return wrap_int32((x * multiplier_q15 + (np.int64(1) << (total_shift - 1))) >> total_shift)
 
 
 def multiply_by_double_scale(x, scale) -> np.ndarray:

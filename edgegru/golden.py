@@ -16,6 +16,7 @@ from edgegru import integer_ops
 from edgegru.errors import EdgeGRUError
 from edgegru.quantize import QuantizedModel
 from edgegru.step_graph import run_ops
+from edgegru.stream_loop import stream
 
 # How each runtime family rounds, per op kind (measured against the runtimes, see docs/quantization.md):
 # `double` = TFLite Micro and tflite-runtime's reference kernels; `single` = LiteRT 2.x, whose
@@ -32,21 +33,15 @@ def integer_kernels(model: QuantizedModel, rounding: str) -> dict:
         raise EdgeGRUError(f"unknown rounding '{rounding}'; choose one of {', '.join(ROUNDING_PROFILES)}")
     r = ROUNDING_PROFILES[rounding]
     p = model.op_params
-    if model.scheme == "int8":
-        fc, add, sub, mul = integer_ops.fully_connected_int8, integer_ops.add_int8, integer_ops.sub_int8, integer_ops.mul_int8
-        logistic, tanh = integer_ops.logistic_int8, integer_ops.tanh_int8
-    else:
-        fc, add, sub, mul = (integer_ops.fully_connected_int16x8, integer_ops.add_int16, integer_ops.sub_int16,
-                             integer_ops.mul_int16)
-        logistic, tanh = integer_ops.logistic_int16, integer_ops.tanh_int16
+    k = integer_ops.KERNELS[model.scheme_spec.activation]
     return {
-        "fully_connected": lambda op, x: fc(x, model.weights[op.weight], model.biases[op.weight], p[op.output],
-                                            rounding=r["fully_connected"]),
-        "add": lambda op, a, b: add(a, b, p[op.output], rounding=r["add"]),
-        "sub": lambda op, a, b: sub(a, b, p[op.output], rounding=r["sub"]),
-        "mul": lambda op, a, b: mul(a, b, p[op.output], rounding=r["mul"]),
-        "logistic": lambda op, a: logistic(a, p[op.output]),
-        "tanh": lambda op, a: tanh(a, p[op.output]),
+        "fully_connected": lambda op, x: k.fully_connected(x, model.weights[op.weight], model.biases[op.weight],
+                                                           p[op.output], rounding=r["fully_connected"]),
+        "add": lambda op, a, b: k.add(a, b, p[op.output], rounding=r["add"]),
+        "sub": lambda op, a, b: k.sub(a, b, p[op.output], rounding=r["sub"]),
+        "mul": lambda op, a, b: k.mul(a, b, p[op.output], rounding=r["mul"]),
+        "logistic": lambda op, a: k.logistic(a, p[op.output]),
+        "tanh": lambda op, a: k.tanh(a, p[op.output]),
     }
 
 
@@ -90,6 +85,16 @@ def quantize_features(model: QuantizedModel, raw: np.ndarray) -> np.ndarray:
     return model.tensors["x"].quantize(model.normalization.apply(raw))
 
 
+def golden_step_function(model: QuantizedModel, rounding: str = "double"):
+    """The golden step for `stream_loop.stream`: (x_q [B, F], states) -> (every tensor of the step, new states)."""
+    kernels = integer_kernels(model, rounding)
+
+    def step(x_q, states):
+        _, new_states, tensors = golden_step(model, x_q, states, rounding, kernels)
+        return tensors, new_states
+    return step
+
+
 def run_sequences(model: QuantizedModel, x_q: np.ndarray, lengths: np.ndarray, rounding: str = "double",
                   on_step=None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Stream quantized sequences [B, T, F] step by step; each row's state stops at its true length.
@@ -97,17 +102,15 @@ def run_sequences(model: QuantizedModel, x_q: np.ndarray, lengths: np.ndarray, r
     Returns the logits at each row's last step and the final states.  `on_step(t, tensors, active)`,
     if given, sees every step's tensors (for verification and error measurement).
     """
-    kernels = integer_kernels(model, rounding)
-    batch = len(x_q)
-    states = initial_states(model, batch)
-    logits = np.zeros((batch, model.config["num_classes"]), dtype=model.tensors["logits"].dtype)
-    for t in range(int(np.max(lengths))):
-        active = t < lengths
-        step_logits, new_states, tensors = golden_step(model, x_q[:, t], states, rounding, kernels)
-        states = [np.where(active[:, None], new, old) for new, old in zip(new_states, states)]
-        logits = np.where(active[:, None], step_logits, logits)
+    logits = np.zeros((len(x_q), model.config["num_classes"]), dtype=model.tensors["logits"].dtype)
+
+    def keep_logits(t, tensors, active):
+        nonlocal logits
+        logits = np.where(active[:, None], tensors["logits"], logits)
         if on_step is not None:
             on_step(t, tensors, active)
+
+    states = stream(golden_step_function(model, rounding), initial_states(model, len(x_q)), x_q, lengths, keep_logits)
     return logits, states
 
 

@@ -6,21 +6,22 @@ named by their types like CMSIS-NN (`fully_connected_int8`, `add_int16`, ...).  
 float32, as a .tflite file stores them, and widened to double, as the runtimes do.
 
 Activations: int8 (zero point in [-128, 127]) or int16 (zero point 0).  Weights: int8 symmetric per
-output channel.  Bias: int32 (int8 activations) or int64 (int16 activations).
+output channel.  Bias: int32 (int8 activations) or int64 (int16 activations).  What differs between
+the schemes comes from their `tensor_quant.Scheme`; the run functions of each activation type are
+gathered in `KERNELS`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from edgegru.errors import EdgeGRUError
-from edgegru.fixedpoint import (multiply_by_double_scale, multiply_by_quantized_multiplier,
-                                multiply_by_quantized_multiplier_int64, quantize_multiplier, saturate)
-
-ACTIVATION_DTYPE = {"int8": np.int8, "int16x8": np.int16}
-ADD_LEFT_SHIFT = {"int8": 20, "int16x8": 15}  # headroom bits before rescaling ADD/SUB inputs
+from edgegru.fixedpoint import (multiply_by_double_scale, multiply_by_q15_multiplier, multiply_by_quantized_multiplier,
+                                q15_multiplier, quantize_multiplier, saturate)
+from edgegru.tensor_quant import Scheme
 
 
 def _f32(value: float) -> float:
@@ -45,18 +46,23 @@ class FullyConnectedParams:
     output_multiplier: np.ndarray  # int64 [O], Q31
     output_shift: np.ndarray  # int64 [O]
     output_scale: np.ndarray  # float64 [O], the real multiplier: only LiteRT's `float` requantization reads it
+    # int64 [O]: 16x8 only (None for int8), output_multiplier reduced to Q15 as the double-rounding
+    # runtimes requantize the int64 accumulator with it (fixedpoint.q15_multiplier)
+    output_multiplier_q15: np.ndarray | None = None
 
 
-def prepare_fully_connected(input_quant, weight_scales, output_quant, scheme: str) -> FullyConnectedParams:
+def prepare_fully_connected(input_quant, weight_scales, output_quant, scheme: Scheme) -> FullyConnectedParams:
     """Per output channel c: real multiplier s_in * s_w[c] / s_out (double from float32 scales)."""
     reals = [_f32(input_quant.scale) * _f32(s) / _f32(output_quant.scale) for s in weight_scales]
     pairs = [quantize_multiplier(real) for real in reals]
+    multiplier = np.array([m for m, _ in pairs], dtype=np.int64)
     return FullyConnectedParams(
         input_offset=-int(input_quant.zero_point),
         output_offset=int(output_quant.zero_point),
-        output_multiplier=np.array([m for m, _ in pairs], dtype=np.int64),
+        output_multiplier=multiplier,
         output_shift=np.array([s for _, s in pairs], dtype=np.int64),
         output_scale=np.array(reals, dtype=np.float64),
+        output_multiplier_q15=q15_multiplier(multiplier) if scheme.q15_fully_connected else None,
     )
 
 
@@ -88,13 +94,15 @@ def fully_connected_int8(x, weights, bias, params: FullyConnectedParams, roundin
 
 def fully_connected_int16x8(x, weights, bias, params: FullyConnectedParams, rounding: str = "double") -> np.ndarray:
     """int16 x [B, I] (zp 0) · int8 weights + int64 bias -> int16 [B, O], int64 accumulator
-    (bounded below 2^32 at quantization time)."""
+    (bounded below 2^31 at quantization time).  `double` requantizes with the prepared Q15 multiplier,
+    `single` with the Q31 one in 64 bits (exact, the accumulator being below 2^31)."""
     accumulator = _fully_connected(x, weights, bias, params, "fully_connected_int16x8", np.int16, np.int64)
     if rounding == "float":
         scaled = multiply_by_double_scale(accumulator, params.output_scale)
+    elif rounding == "double":
+        scaled = multiply_by_q15_multiplier(accumulator, params.output_multiplier_q15, params.output_shift)
     else:
-        scaled = multiply_by_quantized_multiplier_int64(accumulator, params.output_multiplier, params.output_shift,
-                                                        rounding)
+        scaled = multiply_by_quantized_multiplier(accumulator, params.output_multiplier, params.output_shift, rounding)
     return saturate(scaled + params.output_offset, np.int16)
 
 
@@ -115,10 +123,10 @@ class AddParams:
     output_shift: int
 
 
-def prepare_add(input1_quant, input2_quant, output_quant, scheme: str) -> AddParams:
+def prepare_add(input1_quant, input2_quant, output_quant, scheme: Scheme) -> AddParams:
     """Both inputs are rescaled to a common scale 2·max(s1, s2) / 2^left_shift, summed, then rescaled
     to the output (also used for SUB, whose second input is subtracted instead)."""
-    left_shift = ADD_LEFT_SHIFT[scheme]
+    left_shift = scheme.add_left_shift
     s1, s2, s_out = _f32(input1_quant.scale), _f32(input2_quant.scale), _f32(output_quant.scale)
     twice_max = 2 * max(s1, s2)
     m1, sh1 = quantize_multiplier(s1 / twice_max)
@@ -171,7 +179,7 @@ class MulParams:
     output_shift: int
 
 
-def prepare_mul(input1_quant, input2_quant, output_quant, scheme: str) -> MulParams:
+def prepare_mul(input1_quant, input2_quant, output_quant, scheme: Scheme) -> MulParams:
     """Real multiplier s1 * s2 / s_out, computed in double (as TFLite Micro does)."""
     m, shift = quantize_multiplier(_f32(input1_quant.scale) * _f32(input2_quant.scale) / _f32(output_quant.scale))
     return MulParams(-int(input1_quant.zero_point), -int(input2_quant.zero_point), int(output_quant.zero_point), m, shift)
@@ -222,16 +230,19 @@ def _lookup_int8(x, params: LookupTableParams, name: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Int16ActivationParams:
-    """int16 LOGISTIC/TANH: input rescaled to 1/(3·4096) units by (x · multiplier + round) >> left_shift."""
+    """int16 LOGISTIC/TANH: input rescaled to 1/(3·4096) units by (x · multiplier + round) >> left_shift,
+    round = 2^(left_shift - 1) (0 if left_shift is 0).  Both are the effective values the kernel uses."""
 
-    input_multiplier: int  # 0 means the power-of-two input scale 2^-12
+    input_multiplier: int  # 3 at the power-of-two scale 2^-12; else in (16383, 32767] up to scale 32767/12288
     input_left_shift: int
 
 
 def _int16_activation_params(input_quant) -> Int16ActivationParams:
+    """The runtimes' parameters, resolved: at the power-of-two input scale 2^-12 they store multiplier 0
+    (and shift 0) and each call substitutes 3 << shift, shift 0; here that substitution is made once."""
     scale = _f32(input_quant.scale)
     if scale == 2.0**-12:
-        return Int16ActivationParams(0, 0)
+        return Int16ActivationParams(3, 0)
     multiplier, left_shift = scale * 4096.0 * 3.0, 0
     while multiplier <= 32767.0 / 2.0 and left_shift <= 30:
         left_shift += 1
@@ -263,11 +274,9 @@ SIGMOID_TABLE_UINT16 = np.array([
 
 def _rescaled_int16_input(x, params: Int16ActivationParams, name: str) -> np.ndarray:
     x = _require(x, np.int16, name).astype(np.int64)
-    multiplier, left_shift = params.input_multiplier, params.input_left_shift
-    if multiplier == 0:
-        multiplier, left_shift = 3 << left_shift, 0
+    left_shift = params.input_left_shift
     rounding = (1 << (left_shift - 1)) if left_shift > 0 else 0
-    return (x * multiplier + rounding) >> left_shift
+    return (x * params.input_multiplier + rounding) >> left_shift
 
 
 def _interpolate(magnitude: np.ndarray, fraction_bits: int) -> np.ndarray:
@@ -280,16 +289,25 @@ def _interpolate(magnitude: np.ndarray, fraction_bits: int) -> np.ndarray:
     return inside, (low << fraction_bits) + fraction * (high - low)
 
 
-def prepare_logistic(input_quant, output_quant, scheme: str):
-    """int8: output scale 1/256, zp -128 (a 256-entry table).  int16: output 1/32768, zp 0."""
-    if scheme == "int8":
+def _check_fixed_output(kind: str, output_quant, scheme: Scheme) -> None:
+    scale, zero_point = scheme.fixed_output(kind)
+    if _f32(output_quant.scale) != _f32(scale) or int(output_quant.zero_point) != zero_point:
+        raise EdgeGRUError(f"{scheme.name} {kind}: the output must have scale {scale!r} and zero point {zero_point} "
+                           f"(fixed by the runtimes), got {output_quant.scale!r} and {output_quant.zero_point}")
+
+
+def prepare_logistic(input_quant, output_quant, scheme: Scheme):
+    """A 256-entry table (int8) or the input rescaling (int16); the output is `scheme.logistic_output`."""
+    _check_fixed_output("logistic", output_quant, scheme)
+    if scheme.lookup_activations:
         return _int8_table(lambda v: 1.0 / (1.0 + np.exp(-v)), input_quant, output_quant)
     return _int16_activation_params(input_quant)
 
 
-def prepare_tanh(input_quant, output_quant, scheme: str):
-    """int8: output scale 1/128, zp 0 (a 256-entry table).  int16: output 1/32768, zp 0."""
-    if scheme == "int8":
+def prepare_tanh(input_quant, output_quant, scheme: Scheme):
+    """A 256-entry table (int8) or the input rescaling (int16); the output is `scheme.tanh_output`."""
+    _check_fixed_output("tanh", output_quant, scheme)
+    if scheme.lookup_activations:
         return _int8_table(np.tanh, input_quant, output_quant)
     return _int16_activation_params(input_quant)
 
@@ -303,7 +321,8 @@ def tanh_int8(x, params: LookupTableParams) -> np.ndarray:
 
 
 def logistic_int16(x, params: Int16ActivationParams) -> np.ndarray:
-    """int16 -> sigmoid in Q0.15 (scale 1/32768), by 9-bit interpolation in the sigmoid table."""
+    """int16 -> sigmoid in Q0.15 (the int16x8 scheme's LOGISTIC output), by 9-bit interpolation in the
+    sigmoid table."""
     value = _rescaled_int16_input(x, params, "logistic_int16 input")
     inside, interpolated = _interpolate(np.abs(value), 9)
     result = np.where(inside, interpolated, 0x7FFF << 10)
@@ -312,9 +331,32 @@ def logistic_int16(x, params: Int16ActivationParams) -> np.ndarray:
 
 
 def tanh_int16(x, params: Int16ActivationParams) -> np.ndarray:
-    """int16 -> tanh in Q0.15, via tanh(v) = 2 sigmoid(2v) - 1 with 8-bit interpolation."""
+    """int16 -> tanh in Q0.15 (the int16x8 scheme's TANH output), via tanh(v) = 2 sigmoid(2v) - 1 with
+    8-bit interpolation."""
     value = _rescaled_int16_input(x, params, "tanh_int16 input")
     inside, interpolated = _interpolate(np.abs(value), 8)
     result = np.where(inside, interpolated, 0xFFFF << 8)
     result = np.where(value >= 0, result - (1 << 23) + (1 << 7), -result + (1 << 23) + (1 << 7) - 1)
     return (result >> 8).astype(np.int16)
+
+
+# --- the run functions of each activation type --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """One run function per op kind of the step graph (`step_graph.Op.kind`)."""
+
+    fully_connected: Callable
+    add: Callable
+    sub: Callable
+    mul: Callable
+    logistic: Callable
+    tanh: Callable
+
+
+# by `Scheme.activation`: the kernels are chosen by the activation type, as the runtimes do
+KERNELS = {
+    "int8": Kernels(fully_connected_int8, add_int8, sub_int8, mul_int8, logistic_int8, tanh_int8),
+    "int16": Kernels(fully_connected_int16x8, add_int16, sub_int16, mul_int16, logistic_int16, tanh_int16),
+}

@@ -19,18 +19,19 @@ from edgegru.checkpoint import Checkpoint
 from edgegru.data import Normalization
 from edgegru.errors import EdgeGRUError
 from edgegru.fixedpoint import quantize_multiplier
-from edgegru.quant_params import (FIXED_OUTPUTS, TensorQuant, get_scheme, quantize_bias, quantize_weight,
+from edgegru.tensor_quant import (Scheme, TensorQuant, get_scheme, quantize_bias, quantize_weight,
                                   tensor_quant_from_range)
-from edgegru.step_graph import Op, float_weights, state_names, step_ops
+from edgegru.step_graph import Op, float_weights, state_names, step_ops, tensor_widths
 
-# int8: the int32 accumulator of the spec.  int16x8: int64 accumulators, but LiteRT's single-rounding
-# requantization multiplies them by a Q31 multiplier in 64 bits, so they too must stay below 2^31.
-ACCUMULATOR_BITS = {"int8": 32, "int16x8": 32}
+# Bits (sign included) every FULLY_CONNECTED accumulator must fit, in both schemes.  int8: the int32
+# accumulator of the spec.  int16x8: the spec's accumulator is int64, but LiteRT's single-rounding
+# requantization multiplies it by a Q31 multiplier in 64 bits, so it too must stay below 2^31.
+ACCUMULATOR_BITS = 32
 
 
 @dataclass
 class QuantizedModel:
-    scheme: str
+    scheme: str  # the scheme's name, for JSON and reports; code reads `scheme_spec`
     calibration: str
     config: dict  # input_size, hidden, num_classes, layers, variant
     tensors: dict[str, TensorQuant]  # every activation of the step graph
@@ -51,14 +52,23 @@ class QuantizedModel:
     def states(self) -> list[tuple[str, str]]:
         return state_names(self.config["layers"])
 
+    @cached_property
+    def scheme_spec(self) -> Scheme:
+        """The scheme, resolved once from its name: what differs between int8 and int16x8."""
+        return get_scheme(self.scheme)
+
+    @cached_property
+    def tensor_widths(self) -> dict[str, int]:
+        """Element count of every tensor of the step graph (per batch row), from the config."""
+        return tensor_widths(self.config, self.ops)
+
     def weight_bytes(self) -> int:
         """Bytes of the integer parameters: int8 weights plus int32/int64 biases."""
         return sum(w.nbytes for w in self.weights.values()) + sum(b.nbytes for b in self.biases.values())
 
 
-def choose_tensor_quants(ops: list[Op], observations: dict[str, Observation], scheme_name: str,
+def choose_tensor_quants(ops: list[Op], observations: dict[str, Observation], scheme: Scheme,
                          calibration: str, layers: int) -> dict[str, TensorQuant]:
-    scheme = get_scheme(scheme_name)
     levels = scheme.qmax - scheme.qmin + 1
 
     def from_observation(observation):
@@ -73,9 +83,9 @@ def choose_tensor_quants(ops: list[Op], observations: dict[str, Observation], sc
     for op in ops:
         if op.output in quants:
             continue
-        if (scheme_name, op.kind) in FIXED_OUTPUTS:
-            scale, zero_point = FIXED_OUTPUTS[(scheme_name, op.kind)]
-            quants[op.output] = TensorQuant(scale, zero_point, scheme.activation)
+        fixed = scheme.fixed_output(op.kind)
+        if fixed is not None:
+            quants[op.output] = TensorQuant(*fixed, scheme.activation)
         else:
             quants[op.output] = from_observation(observations[op.output])
         if op.kind == "mul":
@@ -115,7 +125,7 @@ def quantize_model(checkpoint: Checkpoint, observations: dict[str, Observation],
     scheme = get_scheme(scheme_name)
     config = checkpoint.model.config.as_dict()
     ops = step_ops(config["variant"], config["layers"])
-    quants = choose_tensor_quants(ops, observations, scheme_name, calibration, config["layers"])
+    quants = choose_tensor_quants(ops, observations, scheme, calibration, config["layers"])
     floats = float_weights(checkpoint.model)
     weights, weight_scales, biases, op_params = {}, {}, {}, {}
     largest_bound = 0
@@ -128,23 +138,23 @@ def quantize_model(checkpoint: Checkpoint, observations: dict[str, Observation],
             biases[op.weight] = quantize_bias(b, inputs[0].scale, weight_scales[op.weight], scheme.bias)
             bound = accumulator_bound(weights[op.weight], biases[op.weight], inputs[0])
             largest_bound = max(largest_bound, bound)
-            if bound >= 2 ** (ACCUMULATOR_BITS[scheme_name] - 1):
+            if bound >= 2 ** (ACCUMULATOR_BITS - 1):
                 raise EdgeGRUError(
-                    f"{op.output}: the accumulator can reach {bound}, beyond {ACCUMULATOR_BITS[scheme_name]} bits; "
-                    f"this model cannot be quantized safely with scheme {scheme_name} (retrain with weight decay "
+                    f"{op.output}: the accumulator can reach {bound}, beyond {ACCUMULATOR_BITS} bits; "
+                    f"this model cannot be quantized safely with scheme {scheme.name} (retrain with weight decay "
                     f"or a smaller input range)")
             op_params[op.output] = integer_ops.prepare_fully_connected(
-                inputs[0], weight_scales[op.weight], out, scheme_name)
+                inputs[0], weight_scales[op.weight], out, scheme)
         elif op.kind in ("add", "sub"):
-            op_params[op.output] = integer_ops.prepare_add(inputs[0], inputs[1], out, scheme_name)
+            op_params[op.output] = integer_ops.prepare_add(inputs[0], inputs[1], out, scheme)
         elif op.kind == "mul":
-            op_params[op.output] = integer_ops.prepare_mul(inputs[0], inputs[1], out, scheme_name)
+            op_params[op.output] = integer_ops.prepare_mul(inputs[0], inputs[1], out, scheme)
         elif op.kind == "logistic":
-            op_params[op.output] = integer_ops.prepare_logistic(inputs[0], out, scheme_name)
+            op_params[op.output] = integer_ops.prepare_logistic(inputs[0], out, scheme)
         elif op.kind == "tanh":
-            op_params[op.output] = integer_ops.prepare_tanh(inputs[0], out, scheme_name)
+            op_params[op.output] = integer_ops.prepare_tanh(inputs[0], out, scheme)
     return QuantizedModel(
-        scheme=scheme_name, calibration=calibration, config=config, tensors=quants, weights=weights,
+        scheme=scheme.name, calibration=calibration, config=config, tensors=quants, weights=weights,
         weight_scales=weight_scales, biases=biases, op_params=op_params,
         normalization=checkpoint.normalization, class_names=list(checkpoint.class_names),
         meta={"dataset": checkpoint.dataset, "max_accumulator_bits": int(largest_bound).bit_length() + 1},

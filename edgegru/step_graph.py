@@ -25,8 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-OP_KINDS = ("fully_connected", "add", "sub", "mul", "logistic", "tanh")
-
 
 @dataclass(frozen=True)
 class Op:
@@ -81,6 +79,23 @@ def step_ops(variant: str, layers: int) -> list[Op]:
 def state_names(layers: int) -> list[tuple[str, str]]:
     """(state input, state output) per layer: `lK.h` in, `lK.h_new` out."""
     return [(f"l{k}.h", f"l{k}.h_new") for k in range(layers)]
+
+
+def tensor_widths(config: dict, ops: list[Op] | None = None) -> dict[str, int]:
+    """Element count (per batch row) of every tensor of the step graph: `x` has input_size elements,
+    states and every gate tensor hidden, `logits` num_classes.  A FULLY_CONNECTED's width is its
+    weight's row count (num_classes for the head), an elementwise op's that of its first input.
+    `ops`: the config's `step_ops`, if the caller has them already."""
+    if ops is None:
+        ops = step_ops(config["variant"], config["layers"])
+    widths = {"x": config["input_size"]}
+    widths.update({name: config["hidden"] for pair in state_names(config["layers"]) for name in pair})
+    for op in ops:
+        if op.kind == "fully_connected":
+            widths[op.output] = config["num_classes"] if op.weight == "head" else config["hidden"]
+        else:
+            widths[op.output] = widths[op.inputs[0]]
+    return widths
 
 
 def run_ops(ops: list[Op], tensors: dict, kernels: dict[str, Callable]) -> dict:

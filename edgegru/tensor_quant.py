@@ -21,10 +21,18 @@ WEIGHT_MAX = 127  # int8 weights use [-127, 127] so that negation never overflow
 
 @dataclass(frozen=True)
 class Scheme:
+    """Everything that differs between the schemes, resolved once from the name (`get_scheme`): code
+    below the command line reads these attributes and never compares scheme names."""
+
     name: str
     activation: str  # numpy dtype name of activations and state
-    symmetric: bool
+    symmetric: bool  # zero point 0 and [-qmax, qmax] (int16), or asymmetric over the whole range (int8)
     bias: str  # numpy dtype name of FULLY_CONNECTED biases
+    add_left_shift: int  # headroom bits ADD/SUB shift their inputs by before rescaling them (TFLite's)
+    logistic_output: tuple[float, int]  # (scale, zero point) of LOGISTIC outputs, fixed by the TFLite spec
+    tanh_output: tuple[float, int]  # (scale, zero point) of TANH outputs, fixed by the TFLite spec
+    lookup_activations: bool  # LOGISTIC/TANH as 256-entry tables (int8) or interpolated (int16)
+    q15_fully_connected: bool  # 16x8 FULLY_CONNECTED: double rounding reduces the multiplier to Q15
 
     @property
     def qmin(self) -> int:
@@ -34,18 +42,20 @@ class Scheme:
     def qmax(self) -> int:
         return int(np.iinfo(self.activation).max)
 
+    def fixed_output(self, kind: str) -> tuple[float, int] | None:
+        """(scale, zero point) of an op kind's output if the runtimes fix it (LOGISTIC, TANH), else None."""
+        return {"logistic": self.logistic_output, "tanh": self.tanh_output}.get(kind)
 
+
+# The one place the schemes' constants are written down.  LOGISTIC/TANH outputs: the runtimes compute
+# only these correctly (see docs/runtimes.md); the int16 ones are the Q0.15 the kernels produce.
 SCHEMES = {
-    "int8": Scheme("int8", "int8", symmetric=False, bias="int32"),
-    "int16x8": Scheme("int16x8", "int16", symmetric=True, bias="int64"),
-}
-
-# (scale, zero point) of LOGISTIC and TANH outputs, fixed by the TFLite integer spec.
-FIXED_OUTPUTS = {
-    ("int8", "logistic"): (1.0 / 256, -128),
-    ("int8", "tanh"): (1.0 / 128, 0),
-    ("int16x8", "logistic"): (1.0 / 32768, 0),
-    ("int16x8", "tanh"): (1.0 / 32768, 0),
+    "int8": Scheme("int8", "int8", symmetric=False, bias="int32", add_left_shift=20,
+                   logistic_output=(1.0 / 256, -128), tanh_output=(1.0 / 128, 0),
+                   lookup_activations=True, q15_fully_connected=False),
+    "int16x8": Scheme("int16x8", "int16", symmetric=True, bias="int64", add_left_shift=15,
+                      logistic_output=(1.0 / 32768, 0), tanh_output=(1.0 / 32768, 0),
+                      lookup_activations=False, q15_fully_connected=True),
 }
 
 

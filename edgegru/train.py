@@ -9,15 +9,13 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from edgegru.atomic import write_json_atomic
-from edgegru.checkpoint import Checkpoint, save_checkpoint
+from edgegru.checkpoint import Checkpoint
 from edgegru.data import Dataset, Normalization, Split
 from edgegru.model import GRUClassifier, ModelConfig, count_parameters
 
@@ -115,10 +113,3 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True) -> tuple
     }
     return Checkpoint(model, normalization, dataset.class_names, dataset.name), metrics
 
-
-def train_run(dataset: Dataset, config: TrainConfig, out_dir: Path, progress: bool = True) -> dict:
-    """Train and write `out_dir/model.pt` and `out_dir/train.json`, each atomically, only on success."""
-    checkpoint, metrics = train(dataset, config, progress)
-    save_checkpoint(Path(out_dir) / "model.pt", checkpoint)
-    write_json_atomic(Path(out_dir) / "train.json", metrics)
-    return metrics

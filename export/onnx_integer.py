@@ -81,18 +81,17 @@ class _Graph:
 def _fully_connected(g: _Graph, model: QuantizedModel, op, x: str) -> str:
     p = model.op_params[op.output]
     weight = model.weights[op.weight]
-    if model.scheme == "int8":
+    if model.scheme_spec.q15_fully_connected:  # 16x8: int16 input, the prepared Q15 multiplier
+        product = g.node("MatMul", [g.i64(x), g.i64(g.const(weight.T, np.int8, "W"))])  # stored int8, widened
+        accumulator = g.add(product, model.biases[op.weight].astype(np.int64))
+        total = 15 - p.output_shift
+        scaled = g.floor_div_pot(g.add(g.mul(accumulator, p.output_multiplier_q15),
+                                       np.left_shift(np.int64(1), total - 1)), total)
+    else:  # int8 input and weights: an integer matmul with the input zero point
         zero_point = g.const(model.tensors[op.inputs[0]].zero_point, np.int8)
         product = g.node("MatMulInteger", [x, g.const(weight.T, np.int8, "W"), zero_point])
         accumulator = g.add(g.i64(product), model.biases[op.weight].astype(np.int64))
         scaled = g.requantize(accumulator, p.output_multiplier, p.output_shift)
-    else:
-        product = g.node("MatMul", [g.i64(x), g.i64(g.const(weight.T, np.int8, "W"))])  # stored int8, widened
-        accumulator = g.add(product, model.biases[op.weight].astype(np.int64))
-        m = p.output_multiplier
-        reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
-        total = 15 - p.output_shift
-        scaled = g.floor_div_pot(g.add(g.mul(accumulator, reduced), np.left_shift(np.int64(1), total - 1)), total)
     return g.add(scaled, p.output_offset)
 
 
@@ -113,11 +112,9 @@ def _mul(g: _Graph, p, a: str, b: str) -> str:
 
 def _activation_int16(g: _Graph, p, x: str, logistic: bool) -> str:
     """TFLite's int16 LOGISTIC (9 fraction bits) / TANH (8) interpolation, in int64 ops."""
-    multiplier, left_shift = p.input_multiplier, p.input_left_shift
-    if multiplier == 0:
-        multiplier, left_shift = 3 << left_shift, 0
+    left_shift = p.input_left_shift
     rounding = (1 << (left_shift - 1)) if left_shift > 0 else 0
-    value = g.floor_div_pot(g.add(g.mul(g.i64(x), multiplier), rounding), left_shift)
+    value = g.floor_div_pot(g.add(g.mul(g.i64(x), p.input_multiplier), rounding), left_shift)
     bits = 9 if logistic else 8
     magnitude = g.node("Abs", [value])
     index = g.floor_div_pot(magnitude, bits)
@@ -142,7 +139,6 @@ def _activation_int16(g: _Graph, p, x: str, logistic: bool) -> str:
 def quantized_step_onnx(model: QuantizedModel) -> onnx.ModelProto:
     g = _Graph()
     dtype = model.tensors["x"].dtype
-    config = model.config
     for op in model.ops:
         a = op.inputs[0]
         p = model.op_params[op.output]
@@ -152,17 +148,16 @@ def quantized_step_onnx(model: QuantizedModel) -> onnx.ModelProto:
             raw = _add_or_sub(g, p, a, op.inputs[1], op.kind == "sub")
         elif op.kind == "mul":
             raw = _mul(g, p, a, op.inputs[1])
-        elif model.scheme == "int8":  # logistic / tanh: the golden model's own table
+        elif model.scheme_spec.lookup_activations:  # logistic / tanh: the golden model's own table
             g.node("Gather", [g.const(p.table, np.int8, "table"), g.add(g.i64(a), 128)], op.output)
             continue
         else:
             raw = _activation_int16(g, p, a, op.kind == "logistic")
         g.saturate(raw, dtype, op.output)
     elem = ONNX_TYPES[dtype]
-    inputs = [helper.make_tensor_value_info("x", elem, ["batch", config["input_size"]])]
-    inputs += [helper.make_tensor_value_info(h, elem, ["batch", config["hidden"]]) for h, _ in model.states]
-    outputs = [helper.make_tensor_value_info(h, elem, ["batch", config["hidden"]]) for _, h in model.states]
-    outputs.append(helper.make_tensor_value_info("logits", elem, ["batch", config["num_classes"]]))
+    value_info = lambda name: helper.make_tensor_value_info(name, elem, ["batch", model.tensor_widths[name]])
+    inputs = [value_info("x")] + [value_info(h) for h, _ in model.states]
+    outputs = [value_info(h) for _, h in model.states] + [value_info("logits")]
     graph = helper.make_graph(g.nodes, f"edgegru_{model.scheme}_step", inputs, outputs, initializer=g.initializers)
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgegru")
     onnx_model.ir_version = 8

@@ -7,17 +7,18 @@
     builder.op("FULLY_CONNECTED", [x, w, b], [y])
     model_bytes = builder.finish(inputs=[x], outputs=[y])
 
-Ops (kind names as in the TFLite schema, case-insensitive): FULLY_CONNECTED, ADD, SUB, MUL,
-LOGISTIC, TANH, QUANTIZE, DEQUANTIZE, CONCATENATION.  One subgraph, op version 1.
-The same sequence of calls always yields byte-identical output.
+Ops (kind names as in the TFLite schema, case-insensitive): the step graph's FULLY_CONNECTED (with
+its bias), ADD, SUB, MUL, LOGISTIC, TANH.  One subgraph, op version 1, no fused activation.  The
+same sequence of calls always yields byte-identical output.
 
-Pitfalls handled here (FIELD_NOTES §2): model version 3, file identifier b"TFL3", builtin_code and
-deprecated_builtin_code both set, buffer 0 the empty sentinel, shapes / scales / zero points packed
-as Python lists, buffer data as uint8, ADD/SUB pot_scale_int16=False.  With `strict=True` (the
-default) the builder also refuses graphs the runtimes would run silently wrong or differently:
-  - LOGISTIC output: int8 scale 1/256 zp -128; int16 scale 1/32768 zp 0.
-  - TANH output:     int8 scale 1/128 zp 0;    int16 scale 1/32768 zp 0.
-  - 16x8 FULLY_CONNECTED (int16 input): an int64 bias must be present (an all-zero one if none).
+The flatbuffer pitfalls this handles are listed in docs/runtimes.md: model version 3, file
+identifier b"TFL3", builtin_code and deprecated_builtin_code both set, buffer 0 the empty sentinel,
+shapes / scales / zero points packed as Python lists, buffer data as uint8, ADD/SUB
+pot_scale_int16=False.  The builder also refuses graphs the runtimes would run silently wrong or
+differently:
+  - LOGISTIC and TANH outputs other than the scale and zero point the scheme fixes
+    (`tensor_quant.Scheme.logistic_output` / `tanh_output`);
+  - a 16x8 FULLY_CONNECTED (int16 input) whose bias is not int64.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import flatbuffers
 import numpy as np
 
 from edgegru.errors import EdgeGRUError
+from edgegru.tensor_quant import SCHEMES
 
 try:
     from tflite_micro.python.tflite_micro.runtime import schema_fb as _fb
@@ -34,23 +36,20 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 else:
     _IMPORT_ERROR = None
 
-__all__ = ["GraphBuilder", "OP_KINDS", "TFLITE_FILE_IDENTIFIER", "SCHEMA_VERSION"]
+__all__ = ["GraphBuilder", "TFLITE_FILE_IDENTIFIER", "SCHEMA_VERSION"]
 
 TFLITE_FILE_IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
 
-# kind -> (options table name or None, {option name: default}, allowed input counts or None = any >= 1)
+# kind -> (options table name or None, {option name: value}, input count)
 _ACT = {"fused_activation_function": "NONE"}
-OP_KINDS = {
-    "FULLY_CONNECTED": ("FullyConnectedOptions", {**_ACT, "keep_num_dims": False}, (2, 3)),
-    "ADD": ("AddOptions", {**_ACT, "pot_scale_int16": False}, (2,)),
-    "SUB": ("SubOptions", {**_ACT, "pot_scale_int16": False}, (2,)),
-    "MUL": ("MulOptions", dict(_ACT), (2,)),
-    "LOGISTIC": (None, {}, (1,)),
-    "TANH": (None, {}, (1,)),
-    "QUANTIZE": ("QuantizeOptions", {}, (1,)),
-    "DEQUANTIZE": ("DequantizeOptions", {}, (1,)),
-    "CONCATENATION": ("ConcatenationOptions", {**_ACT, "axis": 0}, None),
+_OP_KINDS = {
+    "FULLY_CONNECTED": ("FullyConnectedOptions", {**_ACT, "keep_num_dims": False}, 3),  # input, weights, bias
+    "ADD": ("AddOptions", {**_ACT, "pot_scale_int16": False}, 2),
+    "SUB": ("SubOptions", {**_ACT, "pot_scale_int16": False}, 2),
+    "MUL": ("MulOptions", dict(_ACT), 2),
+    "LOGISTIC": (None, {}, 1),
+    "TANH": (None, {}, 1),
 }
 
 _DTYPES = {
@@ -62,13 +61,9 @@ _DTYPES = {
     np.dtype(np.int64): "INT64",
 }
 
-# (op kind, activation dtype) -> the only output (scale, zero point) the runtimes compute correctly
-_FIXED_OUTPUTS = {
-    ("LOGISTIC", "INT8"): (1 / 256, -128),
-    ("TANH", "INT8"): (1 / 128, 0),
-    ("LOGISTIC", "INT16"): (1 / 32768, 0),
-    ("TANH", "INT16"): (1 / 32768, 0),
-}
+# (op kind, activation type) -> the only output (scale, zero point) the runtimes compute correctly
+_FIXED_OUTPUTS = {(kind.upper(), scheme.activation.upper()): scheme.fixed_output(kind)
+                  for scheme in SCHEMES.values() for kind in ("logistic", "tanh")}
 
 
 def _schema():
@@ -89,13 +84,12 @@ def _camel(name: str) -> str:
 class GraphBuilder:
     """Collects the tensors and operators of one subgraph, then packs a .tflite flatbuffer."""
 
-    def __init__(self, description: str = "", strict: bool = True):
+    def __init__(self, description: str = ""):
         self._fb = _schema()
         self.description = str(description)
-        self.strict = strict
         self._tensors: list = []
         self._buffers: list = []  # raw little-endian bytes or None; the sentinel is added in finish()
-        self._ops: list = []  # (kind, inputs, outputs, options)
+        self._ops: list = []  # (kind, inputs, outputs)
         self._names: set[str] = set()
 
     # -- tensors -------------------------------------------------------------------------------
@@ -148,39 +142,29 @@ class GraphBuilder:
         return q
 
     # -- operators -----------------------------------------------------------------------------
-    def op(self, kind: str, inputs, outputs, **options) -> None:
-        """Append an operator.  -1 in `inputs` marks an absent optional input (FULLY_CONNECTED bias).
-
-        Options (snake_case, as in the schema): fused_activation_function ("NONE", "RELU", ...) for
-        FULLY_CONNECTED/ADD/SUB/MUL/CONCATENATION, keep_num_dims, pot_scale_int16 (default False),
-        axis (CONCATENATION).
-        """
+    def op(self, kind: str, inputs, outputs) -> None:
+        """Append an operator: tensor indices of its inputs (FULLY_CONNECTED: input, weights, bias) and
+        of its one output.  Options are fixed: no fused activation, ADD/SUB pot_scale_int16 False."""
         kind = str(kind).upper()
-        if kind not in OP_KINDS:
-            raise EdgeGRUError(f"unknown op kind {kind!r}; known: {', '.join(OP_KINDS)}")
-        _, defaults, counts = OP_KINDS[kind]
-        unknown = sorted(set(options) - set(defaults))
-        if unknown:
-            raise EdgeGRUError(f"op {kind}: unknown option(s) {unknown}; allowed: {sorted(defaults) or 'none'}")
+        if kind not in _OP_KINDS:
+            raise EdgeGRUError(f"unknown op kind {kind!r}; known: {', '.join(_OP_KINDS)}")
+        count = _OP_KINDS[kind][2]
         inputs, outputs = [int(i) for i in inputs], [int(o) for o in outputs]
-        if (counts is not None and len(inputs) not in counts) or not inputs or len(outputs) != 1:
+        if len(inputs) != count or len(outputs) != 1:
             raise EdgeGRUError(f"op {kind}: got {len(inputs)} inputs and {len(outputs)} outputs; expected "
-                               f"{' or '.join(map(str, counts)) if counts else 'one or more'} inputs and 1 output")
+                               f"{count} inputs and 1 output")
         n = len(self._tensors)
         for i in inputs + outputs:
-            if not -1 <= i < n:
+            if not 0 <= i < n:
                 raise EdgeGRUError(f"op {kind}: tensor index {i} out of range (have {n} tensors)")
-        if -1 in outputs or (-1 in inputs and kind != "FULLY_CONNECTED"):
-            raise EdgeGRUError(f"op {kind}: only the FULLY_CONNECTED bias may be absent (-1)")
-        if self.strict:
-            self._check_op(kind, inputs, outputs[0])
-        self._ops.append((kind, inputs, outputs, {**defaults, **options}))
+        self._check_op(kind, inputs, outputs[0])
+        self._ops.append((kind, inputs, outputs))
 
     def _type_name(self, index: int) -> str:
         return next(k for k, v in vars(self._fb.TensorType).items() if v == self._tensors[index].type)
 
     def _check_op(self, kind: str, inputs: list, output: int) -> None:
-        """Refuse what the runtimes would compute silently wrong (FIELD_NOTES §2)."""
+        """Refuse what the runtimes would compute silently wrong (docs/runtimes.md)."""
         out_type = self._type_name(output)
         fixed = _FIXED_OUTPUTS.get((kind, out_type))
         if fixed is not None:
@@ -190,13 +174,13 @@ class GraphBuilder:
                 raise EdgeGRUError(f"op {kind} {out_type}: output must have scale {fixed[0]!r} and zero point "
                                    f"{fixed[1]}, got scale {got[0]!r} zero point {got[1]}")
         if kind == "FULLY_CONNECTED" and self._type_name(inputs[0]) == "INT16":
-            if len(inputs) < 3 or inputs[2] == -1 or self._type_name(inputs[2]) != "INT64":
+            if self._type_name(inputs[2]) != "INT64":
                 raise EdgeGRUError("op FULLY_CONNECTED 16x8: needs an int64 bias (an all-zero one if the "
                                    "layer has none); runtimes disagree without it")
 
-    def _options(self, kind: str, values: dict):
+    def _options(self, kind: str):
         fb = self._fb
-        table = OP_KINDS[kind][0]
+        table, values, _ = _OP_KINDS[kind]
         if table is None:
             return fb.BuiltinOptions.NONE, None
         options = getattr(fb, table + "T")()
@@ -216,7 +200,7 @@ class GraphBuilder:
             if not 0 <= i < n:
                 raise EdgeGRUError(f"graph input/output index {i} out of range (have {n} tensors)")
 
-        kinds = list(dict.fromkeys(kind for kind, *_ in self._ops))  # opcode order: first use
+        kinds = list(dict.fromkeys(kind for kind, _, _ in self._ops))  # opcode order: first use
         opcodes = []
         for kind in kinds:
             code = fb.OperatorCodeT()
@@ -226,11 +210,11 @@ class GraphBuilder:
             opcodes.append(code)
 
         operators = []
-        for kind, ins, outs, values in self._ops:
+        for kind, ins, outs in self._ops:
             o = fb.OperatorT()
             o.opcodeIndex = kinds.index(kind)
             o.inputs, o.outputs = list(ins), list(outs)
-            o.builtinOptionsType, o.builtinOptions = self._options(kind, values)
+            o.builtinOptionsType, o.builtinOptions = self._options(kind)
             operators.append(o)
 
         buffers = [fb.BufferT()]  # buffer 0: the empty sentinel

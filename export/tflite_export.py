@@ -12,19 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from edgegru.quantize import QuantizedModel
-from edgegru.step_graph import float_weights, state_names, step_ops
+from edgegru.step_graph import float_weights, state_names, step_ops, tensor_widths
 from export.tflite_builder import GraphBuilder
 
 
-def _widths(config: dict) -> dict[str, int]:
-    """Feature width of every graph input."""
-    widths = {"x": config["input_size"]}
-    widths.update({h_in: config["hidden"] for h_in, _ in state_names(config["layers"])})
-    return widths
-
-
-def _output_width(op, config: dict) -> int:
-    return config["num_classes"] if op.output == "logits" else config["hidden"]
+def _graph_inputs(config: dict) -> list[str]:
+    return ["x"] + [h_in for h_in, _ in state_names(config["layers"])]
 
 
 def _io_order(config: dict, index: dict) -> tuple[list[int], list[int]]:
@@ -37,15 +30,17 @@ def quantized_step_tflite(model: QuantizedModel) -> bytes:
     config = model.config
     builder = GraphBuilder(f"edgegru {model.scheme} {config['variant']} GRU step, {config['layers']} layer(s)")
     index = {}
+    widths = model.tensor_widths
 
-    def activation(name, width):
+    def activation(name):
         quant = model.tensors[name]
-        index[name] = builder.tensor(name, [1, width], quant.dtype, scale=quant.scale, zero_point=quant.zero_point)
+        index[name] = builder.tensor(name, [1, widths[name]], quant.dtype, scale=quant.scale,
+                                     zero_point=quant.zero_point)
 
-    for name, width in _widths(config).items():
-        activation(name, width)
+    for name in _graph_inputs(config):
+        activation(name)
     for op in model.ops:
-        activation(op.output, _output_width(op, config))
+        activation(op.output)
         inputs = [index[name] for name in op.inputs]
         if op.kind == "fully_connected":
             weight, weight_scales, bias = model.weights[op.weight], model.weight_scales[op.weight], model.biases[op.weight]
@@ -64,9 +59,11 @@ def float_step_tflite(checkpoint) -> bytes:
     config = checkpoint.model.config.as_dict()
     weights = float_weights(checkpoint.model)
     builder = GraphBuilder(f"edgegru float32 {config['variant']} GRU step, {config['layers']} layer(s)")
-    index = {name: builder.tensor(name, [1, width], np.float32) for name, width in _widths(config).items()}
-    for op in step_ops(config["variant"], config["layers"]):
-        index[op.output] = builder.tensor(op.output, [1, _output_width(op, config)], np.float32)
+    ops = step_ops(config["variant"], config["layers"])
+    widths = tensor_widths(config, ops)
+    index = {name: builder.tensor(name, [1, widths[name]], np.float32) for name in _graph_inputs(config)}
+    for op in ops:
+        index[op.output] = builder.tensor(op.output, [1, widths[op.output]], np.float32)
         inputs = [index[name] for name in op.inputs]
         if op.kind == "fully_connected":
             w, b = weights[op.weight]

@@ -1,6 +1,6 @@
 """One small interface over the TFLite runtimes we check exports against.
 
-Backends (FIELD_NOTES §3 says how each rounds):
+Backends (docs/runtimes.md says how each rounds):
   "litert"          ai_edge_litert.interpreter, default kernels (XNNPACK delegate), pip ai-edge-litert
   "litert-ref"      ai_edge_litert.interpreter, reference kernels (OpResolverType.BUILTIN_REF)
   "tflite-runtime"  tflite_runtime.interpreter, reference kernels (BUILTIN_REF), pip tflite-runtime (numpy<2)

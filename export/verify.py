@@ -18,6 +18,7 @@ from tqdm import tqdm
 from edgegru.errors import EdgeGRUError
 from edgegru.golden import initial_states, quantize_features, run_sequences
 from edgegru.quantize import QuantizedModel
+from edgegru.stream_loop import stream
 
 
 @dataclass(frozen=True)
@@ -25,23 +26,14 @@ class Backend:
     name: str
     rounding: str  # the golden model's rounding profile this runtime should match
     exact_schemes: tuple[str, ...]  # schemes where 0 mismatches is required; elsewhere a measured tolerance
-    make_step: Callable[[QuantizedModel], Callable] | None  # model -> step(x_q [1, F], states) -> (logits, states)
-    firmware_target: str | None = None  # generated C run as one program over all sequences (firmware_sim)
-
-
-def tflite_step_factory(backend: str) -> Callable[[QuantizedModel], Callable]:
-    def make(model: QuantizedModel):
-        from export.tflite_export import quantized_step_tflite
-        from export.tflite_runtimes import load_runner
-
-        return tflite_step(model, load_runner(backend, quantized_step_tflite(model)))
-    return make
+    deploys: str  # what it runs: "tflite" or "onnx" (the exported file), or "c" (the generated sources)
+    runtime: str  # the runner (export.tflite_runtimes / export.onnx_runtimes) or firmware target that runs it
 
 
 def tflite_step(model: QuantizedModel, runner) -> Callable:
     """Adapt a TFLite runner to the step interface, after checking its inputs fit the artifact."""
     states = model.states
-    expected = {"x": model.config["input_size"], **{h: model.config["hidden"] for h, _ in states}}
+    expected = {"x": model.tensor_widths["x"], **{h: model.tensor_widths[h] for h, _ in states}}
     for info in runner.inputs:
         if info.name not in expected or tuple(info.shape) != (1, expected[info.name]) or \
                 np.dtype(info.dtype) != np.dtype(model.tensors[info.name].dtype):
@@ -52,15 +44,6 @@ def tflite_step(model: QuantizedModel, runner) -> Callable:
         out = runner.run({"x": x_q, **{h: s for (h, _), s in zip(states, state_arrays)}})
         return out["logits"], [out[h_out] for _, h_out in states]
     return step
-
-
-def onnx_step_factory(backend: str) -> Callable[[QuantizedModel], Callable]:
-    def make(model: QuantizedModel):
-        from export.onnx_integer import quantized_step_onnx
-        from export.onnx_runtimes import load_onnx_runner
-
-        return onnx_step(model, load_onnx_runner(backend, quantized_step_onnx(model).SerializeToString()))
-    return make
 
 
 def onnx_step(model: QuantizedModel, run) -> Callable:
@@ -75,17 +58,17 @@ def onnx_step(model: QuantizedModel, run) -> Callable:
 BOTH = ("int8", "int16x8")
 # XNNPACK (LiteRT's default) has its own arithmetic: there a measured tolerance stands in for
 # bit-exactness.
-BACKENDS = {
-    "tflm": Backend("tflm", "double", BOTH, tflite_step_factory("tflm")),
-    "tflite-runtime": Backend("tflite-runtime", "double", BOTH, tflite_step_factory("tflite-runtime")),
-    "litert-ref": Backend("litert-ref", "single", BOTH, tflite_step_factory("litert-ref")),
-    "litert": Backend("litert", "single", (), tflite_step_factory("litert")),
-    "onnxruntime": Backend("onnxruntime", "double", BOTH, onnx_step_factory("onnxruntime")),
-    "onnx-reference": Backend("onnx-reference", "double", BOTH, onnx_step_factory("onnx-reference")),
-    "c-host": Backend("c-host", "double", BOTH, None, "host"),
-    "cortex-m4": Backend("cortex-m4", "double", BOTH, None, "cortex-m4"),
-    "cortex-m55": Backend("cortex-m55", "double", BOTH, None, "cortex-m55"),
-}
+BACKENDS = {b.name: b for b in (
+    Backend("tflm", "double", BOTH, "tflite", "tflm"),
+    Backend("tflite-runtime", "double", BOTH, "tflite", "tflite-runtime"),
+    Backend("litert-ref", "single", BOTH, "tflite", "litert-ref"),
+    Backend("litert", "single", (), "tflite", "litert"),
+    Backend("onnxruntime", "double", BOTH, "onnx", "onnxruntime"),
+    Backend("onnx-reference", "double", BOTH, "onnx", "onnx-reference"),
+    Backend("c-host", "double", BOTH, "c", "host"),
+    Backend("cortex-m4", "double", BOTH, "c", "cortex-m4"),
+    Backend("cortex-m55", "double", BOTH, "c", "cortex-m55"),
+)}
 
 
 def get_backends(names: list[str]) -> list[Backend]:
@@ -129,59 +112,48 @@ def compare_with_golden(model: QuantizedModel, trace: list[dict], logits: np.nda
             "bit_exact": mismatches == 0, "accuracy": float(np.mean(final.argmax(axis=1) == y))}
 
 
-def stream_steps(model: QuantizedModel, step: Callable, x_q: np.ndarray, lengths: np.ndarray, name: str,
-                 progress: bool) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Every sequence through `step` one time step at a time, each with its own state fed back.
+def stream_backend(model: QuantizedModel, step: Callable, x_q: np.ndarray, lengths: np.ndarray, name: str,
+                   progress: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every sequence through a backend's `step`, one at a time, each from the initial state and with
+    its own state fed back (`stream_loop.stream`; a backend that holds its state, like the C program,
+    resets when handed the initial state).
 
     Returns logits [N, T, C] and one state [N, T, H] per layer (steps past a length stay zero).
     """
     batch, steps = x_q.shape[:2]
-    logits = np.zeros((batch, steps, model.config["num_classes"]), dtype=x_q.dtype)
-    states_out = [np.zeros((batch, steps, model.config["hidden"]), dtype=x_q.dtype) for _ in model.states]
+    widths = model.tensor_widths
+    logits = np.zeros((batch, steps, widths["logits"]), dtype=x_q.dtype)
+    states_out = [np.zeros((batch, steps, widths[h_out]), dtype=x_q.dtype) for _, h_out in model.states]
+
+    def step_showing_states(x_t, states):
+        step_logits, new_states = step(x_t, states)
+        return (step_logits, new_states), new_states
+
     for i in tqdm(range(batch), desc=f"verify {name}", disable=not progress, unit="seq", leave=False):
-        states = initial_states(model, 1)
-        for t in range(int(lengths[i])):
-            logits[i, t], states = step(x_q[i : i + 1, t], states)
-            for stored, state in zip(states_out, states):
+        def store(t, outputs, active, i=i):
+            step_logits, new_states = outputs
+            logits[i, t] = step_logits[0]
+            for stored, state in zip(states_out, new_states):
                 stored[i, t] = state[0]
+        stream(step_showing_states, initial_states(model, 1), x_q[i: i + 1], lengths[i: i + 1], store)
     return logits, states_out
 
 
-def verify_backend(model: QuantizedModel, backend: Backend, x_q: np.ndarray, lengths: np.ndarray, y: np.ndarray,
-                   trace: list[dict], progress: bool = True) -> dict:
-    """Run every sequence through `backend` and compare with the golden `trace`.
-
-    Step backends (TFLite, ONNX) are fed one step at a time; firmware backends stream all sequences
-    through the generated C program in one run (see firmware_sim.firmware_run).
-    """
+def verify_backend(model: QuantizedModel, backend: Backend, step: Callable, x_q: np.ndarray, lengths: np.ndarray,
+                   y: np.ndarray, trace: list[dict], progress: bool = True) -> dict:
+    """Run every sequence through a backend's `step` and compare with the golden `trace`."""
     start = time.perf_counter()
-    if backend.firmware_target:
-        import tempfile
-
-        from firmware_sim.firmware_run import run_target
-
-        with tempfile.TemporaryDirectory(prefix="edgegru-verify-") as scratch:
-            logits, states, _ = run_target(model, backend.firmware_target, x_q, lengths, scratch)
-    else:
-        logits, states = stream_steps(model, backend.make_step(model), x_q, lengths, backend.name, progress)
+    logits, states = stream_backend(model, step, x_q, lengths, backend.name, progress)
     return {"backend": backend.name, "rounding": backend.rounding,
             **compare_with_golden(model, trace, logits, states, lengths, y),
             "exact_required": model.scheme in backend.exact_schemes,
             "seconds": round(time.perf_counter() - start, 2)}
 
 
-def verify(model: QuantizedModel, backend_names: list[str], split, max_sequences: int | None = None,
-           progress: bool = True) -> dict:
-    """Verify each named backend on (the first `max_sequences` of) `split`; returns the report dict."""
-    backends = get_backends(backend_names)
-    x_q, lengths, y = verification_streams(model, split, max_sequences)
-    traces, results = {}, {}
-    for backend in backends:
-        if backend.rounding not in traces:
-            traces[backend.rounding] = golden_trace(model, x_q, lengths, backend.rounding)
-        results[backend.name] = verify_backend(model, backend, x_q, lengths, y, traces[backend.rounding], progress)
-    golden_accuracy = {}
+def golden_accuracy(traces: dict[str, list[dict]], lengths: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The golden model's accuracy in each rounding, from the logits at each sequence's last step."""
+    accuracy = {}
     for rounding, trace in traces.items():
         last = np.stack([trace[int(length) - 1]["logits"][i] for i, length in enumerate(lengths)])
-        golden_accuracy[rounding] = float(np.mean(last.argmax(1) == y))
-    return {"scheme": model.scheme, "sequences": len(lengths), "golden_accuracy": golden_accuracy, "backends": results}
+        accuracy[rounding] = float(np.mean(last.argmax(1) == y))
+    return accuracy

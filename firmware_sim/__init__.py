@@ -1,1 +1,2 @@
-"""Portable C for microcontrollers generated from the quantized artifact, built and run on emulated cores."""
+"""Portable C for microcontrollers generated from the quantized artifact (`codegen`), built and run on
+the host and emulated cores (`device`)."""

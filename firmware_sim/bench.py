@@ -4,7 +4,7 @@ Two measurements per target, each built twice: with the default macros (the targ
 products: Arm DSP extension SMLAD on Cortex-M4, Helium MVE on Cortex-M55) and with `EDGEGRU_PORTABLE`
 defined (the plain C loops).
 
-- Whole step (`benchmark == "step"`): the generated model and the stream harness (`host.write_sources`),
+- Whole step (`benchmark == "step"`): the generated model and the stream harness (`codegen.harness.write_sources`),
   `steps` random steps of one sequence, one instruction-count window per `<name>_step` call.  The
   median over the steps is reported as is (like `firmware_run`: it includes the few instructions of
   the marker window itself); instructions per MAC = that / `macs_per_step(model)`.  The outputs of
@@ -29,22 +29,22 @@ from pathlib import Path
 import numpy as np
 
 from edgegru.errors import EdgeGRUError
+from edgegru.tensor_quant import get_scheme
 from edgegru.quantize import QuantizedModel
-from firmware_sim.build import build
-from firmware_sim.c_text import c_array
-from firmware_sim.c_model import macs_per_step
-from firmware_sim.codegen import kernel_sources
-from firmware_sim.codegen_int8 import weight_arrays
-from firmware_sim.host import DEFAULT_NAME, encode_stream, write_sources
-from firmware_sim.run import RunResult, run
-from firmware_sim.targets import get_target
+from firmware_sim.codegen.c_text import c_array
+from firmware_sim.codegen.fused_int8_step import weight_arrays
+from firmware_sim.codegen.harness import DEFAULT_NAME, encode_stream, write_sources
+from firmware_sim.codegen.kernel_library import kernel_sources
+from firmware_sim.codegen.model_facts import macs_per_step
+from firmware_sim.device.build import build
+from firmware_sim.device.execute import RunResult, run
+from firmware_sim.device.targets import get_target
 
 PATHS = ("optimized", "portable")
 PORTABLE_DEFINES: dict[str, object] = {"EDGEGRU_PORTABLE": None}
 DEFAULT_TARGETS = ("cortex-m4", "cortex-m55")
 MATVEC_SHAPES = ((64, 64), (192, 64))
 MATVEC_SCHEMES = ("int8", "int16x8")
-_X_TYPES = {"int8": ("int8_t", np.int8), "int16x8": ("int16_t", np.int16)}
 
 
 # --- whole step ----------------------------------------------------------------------------------
@@ -94,13 +94,16 @@ def bench_step(model: QuantizedModel, target: str, steps: int, work_dir: Path, t
 
 def matvec_data(shapes: Sequence[tuple[int, int]] = MATVEC_SHAPES, seed: int = 1
                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Weights [max_rows * max_cols] int8 in [-127, 127] and one input vector per scheme (full range)."""
+    """Weights [max_rows * max_cols] int8 in [-127, 127] and one input vector per scheme of
+    `MATVEC_SCHEMES` (its activation type's full range)."""
     rows = max(r for r, _ in shapes)
     cols = max(c for _, c in shapes)
     rng = np.random.default_rng(seed)
     weights = rng.integers(-127, 127, size=rows * cols, endpoint=True).astype(np.int8)
-    inputs = {scheme: rng.integers(np.iinfo(t).min, np.iinfo(t).max, size=cols, endpoint=True).astype(t)
-              for scheme, (_, t) in _X_TYPES.items()}
+    inputs = {}
+    for scheme in MATVEC_SCHEMES:
+        info = np.iinfo(get_scheme(scheme).activation)
+        inputs[scheme] = rng.integers(info.min, info.max, size=cols, endpoint=True).astype(info.dtype)
     return weights, inputs
 
 
@@ -109,7 +112,7 @@ def matvec_source(cases: Sequence[tuple[str, int, int]], repeats: int,
     """C benchmark: `repeats` empty windows, then for each (scheme, rows, cols) case `repeats` windows of
     one mat-vec acc = W x over the first rows * cols weights, then the accumulators of the last repeat
     written to stdout (int32, native order).  int8: the step's kernel `edgegru_matvec_int8`, the weights
-    in the path's layout (`codegen_int8.weight_arrays`); int16x8: `edgegru_dot_int16x8`
+    in the path's layout (`fused_int8_step.weight_arrays`); int16x8: `edgegru_dot_int16x8`
     per row, as the generic step calls it."""
     max_rows = max(r for _, r, _ in cases)
     max_cols = max(c for _, _, c in cases)
@@ -120,15 +123,17 @@ def matvec_source(cases: Sequence[tuple[str, int, int]], repeats: int,
         f"#define REPEATS {repeats}\n\n",
         f"static int32_t acc[{max_rows}];\n\n",
     ]
-    schemes = {scheme for scheme, _, _ in cases}
-    if "int8" in schemes:
-        parts.append(c_array("int8_t", "x_int8", inputs["int8"])
+    activation = {scheme: get_scheme(scheme).activation for scheme, _, _ in cases}  # "int8" or "int16"
+    by_type = {dtype: sorted(s for s in activation if activation[s] == dtype) for dtype in ("int8", "int16")}
+    if by_type["int8"]:
+        parts.append("".join(c_array("int8_t", f"x_{scheme}", inputs[scheme]) for scheme in by_type["int8"])
                      + f"static int32_t zero_bias[{max_rows}];\nstatic int32_t wide[{(max_cols + 1) // 2}];\n")
-        for _, rows, cols in sorted({c for c in cases if c[0] == "int8"}):
+        for _, rows, cols in sorted({c for c in cases if activation[c[0]] == "int8"}):
             parts.append(weight_arrays(f"packed_{rows}x{cols}", weights[: rows * cols].reshape(rows, cols)))
-    if "int16x8" in schemes:
+    if by_type["int16"]:
         parts.append(
-            c_array("int8_t", "weights", weights) + c_array("int16_t", "x_int16x8", inputs["int16x8"])
+            c_array("int8_t", "weights", weights)
+            + "".join(c_array("int16_t", f"x_{scheme}", inputs[scheme]) for scheme in by_type["int16"])
             + "static void matvec_int16x8(const int16_t *x, int32_t rows, int32_t cols)\n{\n"
             "    int32_t r;\n"
             "    for (r = 0; r < rows; ++r) {\n"
@@ -138,8 +143,8 @@ def matvec_source(cases: Sequence[tuple[str, int, int]], repeats: int,
                  "    for (k = 0; k < REPEATS; ++k) {\n"
                  "        edgegru_mark_begin();\n        edgegru_mark_end();\n    }\n")
     for scheme, rows, cols in cases:
-        call = (f"edgegru_matvec_int8(packed_{rows}x{cols}, zero_bias, x_int8, acc, {rows}, {cols}, wide)"
-                if scheme == "int8" else f"matvec_int16x8(x_int16x8, {rows}, {cols})")
+        call = (f"edgegru_matvec_int8(packed_{rows}x{cols}, zero_bias, x_{scheme}, acc, {rows}, {cols}, wide)"
+                if activation[scheme] == "int8" else f"matvec_int16x8(x_{scheme}, {rows}, {cols})")
         parts.append(
             f"    for (k = 0; k < REPEATS; ++k) {{\n"
             f"        edgegru_mark_begin();\n"

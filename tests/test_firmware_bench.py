@@ -5,7 +5,7 @@ import torch
 
 from edgegru.errors import EdgeGRUError
 from firmware_sim.bench import bench_firmware, format_bench
-from firmware_sim.targets import get_target, require_toolchain
+from firmware_sim.device.targets import get_target, require_toolchain
 
 
 def require(target):

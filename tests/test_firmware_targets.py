@@ -1,4 +1,4 @@
-"""firmware_sim: build and run C on the host and on emulated Cortex-M cores, count instructions.
+"""firmware_sim.device: build and run C on the host and on emulated Cortex-M cores, count instructions.
 
 Tests that need a compiler or QEMU skip with the Debian package to install when it is missing.
 """
@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 
 from edgegru.errors import EdgeGRUError
-from firmware_sim import targets
-from firmware_sim.build import build
-from firmware_sim.run import run
-from firmware_sim.sizes import sizes
-from firmware_sim.targets import get_target, require_tool, require_toolchain
+from firmware_sim.device import targets
+from firmware_sim.device.build import build
+from firmware_sim.device.execute import run, start
+from firmware_sim.device.sizes import sizes
+from firmware_sim.device.targets import get_target, require_tool, require_toolchain
 
-DEMO = Path(__file__).resolve().parents[1] / "firmware_sim" / "runtime" / "demo"
 HOSTS = ["host", "host-clang"]
 CORES = ["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
 DOT_LENGTHS = [0, 8, 16, 32, 64, 64]
@@ -40,6 +39,75 @@ int main(void)
     if (kind == 'h') __asm volatile("bkpt #1"); /* debug event without a debugger: escalates */
     return 0;
 }
+"""
+
+# A two-file program (a source, a library source and its header in an include directory): a stream
+# of int8 dot products, one marker window per step.
+#   stdin:  steps (1 byte), then per step: n (1 byte), a (n x int8), b (n x int8)
+#   stdout: one line per step, the int32 dot product in decimal
+#   exit:   0, or 1 if stdin ends early
+DOT_HEADER = r"""
+#include <stddef.h>
+#include <stdint.h>
+int32_t dot_int8(const int8_t *a, const int8_t *b, size_t n);
+"""
+
+DOT_LIBRARY = r"""
+#include "dot_int8.h"
+int32_t dot_int8(const int8_t *a, const int8_t *b, size_t n)
+{
+    int32_t acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc += (int32_t)a[i] * (int32_t)b[i];
+    }
+    return acc;
+}
+"""
+
+DOT_STREAM = r"""
+#include <stdio.h>
+#include "dot_int8.h"
+#include "edgegru_rt.h"
+static int read_bytes(void *buffer, size_t n) { return fread(buffer, 1, n, stdin) == n; }
+int main(void)
+{
+    unsigned char steps, n;
+    static int8_t a[255], b[255];
+    if (!read_bytes(&steps, 1)) {
+        return 1;
+    }
+    for (unsigned step = 0; step < steps; step++) {
+        int32_t dot;
+        if (!read_bytes(&n, 1) || !read_bytes(a, n) || !read_bytes(b, n)) {
+            return 1;
+        }
+        edgegru_mark_begin();
+        dot = dot_int8(a, b, n);
+        edgegru_mark_end();
+        printf("%ld\n", (long)dot);
+    }
+    return 0;
+}
+"""
+
+# Echoes each line of stdin back at once (stdin unbuffered, stdout flushed per line): an interactive program.
+ECHO_PROGRAM = r"""
+#include <stdio.h>
+int main(void)
+{
+    int c;
+    setvbuf(stdin, NULL, _IONBF, 0);
+    while ((c = getchar()) != EOF) {
+        putchar(c);
+        if (c == '\n') fflush(stdout);
+    }
+    return 0;
+}
+"""
+
+EXIT_ON_INPUT_PROGRAM = r"""
+#include <stdio.h>
+int main(void) { getchar(); fputs("giving up\n", stderr); return 3; }
 """
 
 LOOP_PROGRAM = "int main(void) { volatile int spin = 1; while (spin) { } return 0; }\n"
@@ -83,7 +151,7 @@ def build_text(name: str, source: str, out_dir: Path) -> Path:
 
 
 def dot_stream(lengths: list[int], seed: int = 0) -> tuple[bytes, list[int]]:
-    """The demo's stdin (see dot_stream.c) and the expected dot products."""
+    """The demo's stdin (see DOT_STREAM) and the expected dot products."""
     rng = np.random.default_rng(seed)
     payload, expected = bytes([len(lengths)]), []
     for n in lengths:
@@ -97,11 +165,16 @@ def dot_stream(lengths: list[int], seed: int = 0) -> tuple[bytes, list[int]]:
 def demo(tmp_path_factory):
     """Build the dot-product demo once per target: {target name: executable}."""
     out = tmp_path_factory.mktemp("demo")
+    library = out / "include"
+    library.mkdir()
+    (library / "dot_int8.h").write_text(DOT_HEADER)
+    (out / "dot_int8.c").write_text(DOT_LIBRARY)
+    (out / "dot_stream.c").write_text(DOT_STREAM)
     built = {}
 
     def get(name: str) -> Path:
         if name not in built:
-            built[name] = build(needs(name), [DEMO / "dot_stream.c", DEMO / "dot_int8.c"], [DEMO], out / name)
+            built[name] = build(needs(name), [out / "dot_stream.c", out / "dot_int8.c"], [library], out / name)
         return built[name]
 
     return get
@@ -192,3 +265,29 @@ def test_sizes_split_flash_and_ram(demo):
     size = sizes(demo("cortex-m4"))
     assert size["flash"] == size["text"] + size["data"] > 1000
     assert size["ram"] == size["data"] + size["bss"] >= 2 * 255  # the two static int8 buffers
+
+
+@pytest.mark.parametrize("name", ["host", "cortex-m4"])
+def test_a_running_program_answers_each_exchange_at_once(name, tmp_path):
+    """Interactive use: each line written is echoed back before the next is written; the counts of a
+    marker-less program are empty and the run ends cleanly when stdin closes."""
+    with start(name, build_text(name, ECHO_PROGRAM, tmp_path)) as program:
+        for line in (b"first\n", b"\x00\xff binary\n", b"third\n"):
+            assert program.exchange(line, len(line), timeout_s=30) == line
+        result = program.finish(timeout_s=30)
+    assert (result.exit_code, result.stdout, result.fault_kind) == (0, b"", None)
+
+
+@pytest.mark.parametrize("name", ["host", "cortex-m4"])
+def test_a_program_that_ends_during_an_exchange_raises_with_its_exit_and_stderr(name, tmp_path):
+    program = start(name, build_text(name, EXIT_ON_INPUT_PROGRAM, tmp_path))
+    with pytest.raises(EdgeGRUError, match="ended after 0 of the 4 bytes expected, with exit code 3: giving up"):
+        program.exchange(b"x", 4, timeout_s=30)
+    assert not program.running and program.result.exit_code == 3
+
+
+def test_a_running_program_that_hangs_is_killed(tmp_path):
+    program = start("host", build_text("host", ECHO_PROGRAM, tmp_path))
+    with pytest.raises(EdgeGRUError, match="timed out after 0.5 s"):
+        program.exchange(b"no newline", 10, timeout_s=0.5)
+    assert not program.running and program.process.poll() is not None

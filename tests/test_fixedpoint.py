@@ -7,9 +7,9 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from edgegru.fixedpoint import (INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier,
-                                multiply_by_quantized_multiplier_int64, quantize_multiplier,
-                                rounding_divide_by_pot, saturate, saturating_rounding_doubling_high_mul)
+from edgegru.fixedpoint import (INT32_MAX, INT32_MIN, multiply_by_q15_multiplier, multiply_by_quantized_multiplier,
+                                q15_multiplier, quantize_multiplier, rounding_divide_by_pot, saturate,
+                                saturating_rounding_doubling_high_mul)
 
 CASES = settings(max_examples=2000, deadline=None, derandomize=True)
 EDGES = [INT32_MIN, INT32_MIN + 1, -(2**30), -1, 0, 1, 2**30, INT32_MAX - 1, INT32_MAX]
@@ -78,23 +78,36 @@ def test_single_rounding_multiply_matches_the_reference(x, m, shift):
 
 
 @CASES
+@given(multipliers)
+@example(0x7FFF0000 - 1)  # the largest that is rounded, to 0x7FFF
+@example(0x7FFF0000)  # from here on capped
+@example(2**30 + 2**15)  # a tie rounds up
+def test_q15_multiplier_rounds_and_caps(m):
+    expected = min(math.floor(Fraction(m, 2**16) + Fraction(1, 2)), 0x7FFF)
+    assert int(q15_multiplier(m)) == expected
+
+
+@CASES
 @given(st.integers(-(2**47), 2**47 - 1), multipliers, st.integers(-31, 7))
 @example(0, 0x7FFF0000, 0)
 @example(2**46, 0x7FFFFFFF, -31)
-def test_int64_multiply_matches_the_reference(x, m, shift):
-    reduced = (m + 2**15) // 2**16 if m < 0x7FFF0000 else 0x7FFF
+def test_q15_multiply_matches_the_reference(x, m, shift):
+    """16x8 requantization of double-rounding builds: x * m15 / 2^(15 - shift), ties up, wrapped."""
+    reduced = int(q15_multiplier(m))
     total = 15 - shift
     expected = wrap32(floor_div(x * reduced + 2 ** (total - 1), 2**total))
-    assert int(multiply_by_quantized_multiplier_int64(x, m, shift, "double")) == expected
+    assert int(multiply_by_q15_multiplier(x, reduced, shift)) == expected
 
 
 @CASES
 @given(int32s, multipliers, st.integers(-31, 0))
 @example(-(2**31), 2**30, 0)  # a tie: -0.5 * 2^31 rounds up
-def test_int64_single_rounding_keeps_the_full_multiplier(x, m, shift):
+def test_single_rounding_keeps_the_full_multiplier_over_the_int32_range(x, m, shift):
+    """The 16x8 FULLY_CONNECTED of single-rounding builds: its accumulator (below 2^31) times the Q31
+    multiplier in 64 bits."""
     total = 31 - shift
     expected = wrap32(floor_div(x * m + 2 ** (total - 1), 2**total))
-    assert int(multiply_by_quantized_multiplier_int64(x, m, shift, "single")) == expected
+    assert int(multiply_by_quantized_multiplier(x, m, shift, "single")) == expected
 
 
 @CASES

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from edgegru.model import GRUClassifier, ModelConfig
+from tests.conftest import in_a_fresh_interpreter
 
 
 def make_model(variant="reset_after", layers=1, seed=0):
@@ -63,3 +64,27 @@ def test_streaming_steps_equal_the_whole_sequence(variant):
 def test_unknown_variant_is_refused():
     with pytest.raises(ValueError, match="variant must be one of"):
         make_model("reset_sometimes")
+
+
+TRAIN_AND_DUMP = """
+import sys, torch
+torch.set_num_threads(1)
+from edgegru.data import load_dataset
+from edgegru.train import TrainConfig, train
+digits = load_dataset("digits")
+for seed, path in zip((0, 1), sys.argv[1:]):
+    checkpoint, _ = train(digits, TrainConfig(hidden=8, epochs=2, seed=seed), progress=False)
+    with open(path, "wb") as f:
+        for name, tensor in checkpoint.model.state_dict().items():
+            f.write(name.encode() + b"\\0" + tensor.numpy().tobytes())
+"""
+
+
+def test_training_is_deterministic_across_processes(tmp_path):
+    """The same seed trains the same weights, byte for byte, in two fresh interpreters (with different
+    hash seeds); another seed trains other weights."""
+    for hash_seed, outputs in (("1", ["a0", "a1"]), ("2", ["b0"])):
+        in_a_fresh_interpreter(TRAIN_AND_DUMP, *(str(tmp_path / o) for o in outputs), hash_seed=hash_seed)
+    first, again, other = ((tmp_path / name).read_bytes() for name in ("a0", "b0", "a1"))
+    assert len(first) > 8 * 8 * 3 * 4 and first == again
+    assert other != first

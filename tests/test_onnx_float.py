@@ -1,11 +1,14 @@
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
+from edgegru.checkpoint import save_checkpoint
 from edgegru.train import TrainConfig, as_tensors, train
 from export.onnx_float import float_onnx_model
+from tests.conftest import in_a_fresh_interpreter
 
 
 @pytest.fixture(scope="module", params=[("reset_after", 1), ("reset_before", 2)], ids=["reset_after-1", "reset_before-2"])
@@ -53,6 +56,10 @@ def test_streaming_one_step_at_a_time_matches_torch(float_pair, japanese_vowels)
         assert np.abs(y_h - torch.stack(states).numpy()).max() <= 1e-5
 
 
-def test_same_checkpoint_gives_identical_bytes(float_pair):
+def test_same_checkpoint_gives_identical_bytes_in_a_fresh_interpreter(float_pair, tmp_path):
     checkpoint, model, _ = float_pair
-    assert float_onnx_model(checkpoint).SerializeToString() == model.SerializeToString()
+    save_checkpoint(tmp_path / "model.pt", checkpoint)
+    code = ("import sys; from edgegru.checkpoint import load_checkpoint; from export.onnx_float import "
+            "float_onnx_model; sys.stdout.buffer.write(float_onnx_model(load_checkpoint(sys.argv[1]))"
+            ".SerializeToString())")
+    assert in_a_fresh_interpreter(code, str(tmp_path)) == model.SerializeToString()

@@ -1,20 +1,23 @@
 """The integer ONNX step: bit-exact with the golden model in onnxruntime and the reference evaluator."""
 
+
 import numpy as np
 import pytest
 
+from edgegru.artifact import save_artifact
 from edgegru.errors import EdgeGRUError
 from export.onnx_integer import quantized_step_onnx
 from export.onnx_runtimes import load_onnx_runner
-from export.verify import verify
+from tests.test_tflite_export import verify
+from tests.conftest import in_a_fresh_interpreter
 
 
 @pytest.mark.parametrize("scheme", ["int8", "int16x8"])
 def test_onnxruntime_and_reference_are_bit_exact(quantized, japanese_vowels, scheme):
-    report = verify(quantized[scheme], ["onnxruntime"], japanese_vowels.test, max_sequences=80, progress=False)
+    report = verify(quantized[scheme], ["onnxruntime"], japanese_vowels.test, max_sequences=80)
     assert report["backends"]["onnxruntime"]["mismatches"] == 0
     assert report["backends"]["onnxruntime"]["accuracy"] == report["golden_accuracy"]["double"]
-    report = verify(quantized[scheme], ["onnx-reference"], japanese_vowels.test, max_sequences=8, progress=False)
+    report = verify(quantized[scheme], ["onnx-reference"], japanese_vowels.test, max_sequences=8)
     assert report["backends"]["onnx-reference"]["mismatches"] == 0
 
 
@@ -24,9 +27,12 @@ def test_fully_connected_runs_on_an_integer_kernel(quantized):
 
 
 @pytest.mark.parametrize("scheme", ["int8", "int16x8"])
-def test_same_artifact_gives_identical_bytes(quantized, scheme):
-    assert quantized_step_onnx(quantized[scheme]).SerializeToString() == \
-        quantized_step_onnx(quantized[scheme]).SerializeToString()
+def test_same_artifact_gives_identical_bytes_in_a_fresh_interpreter(tmp_path, quantized, scheme):
+    save_artifact(tmp_path, quantized[scheme])
+    code = ("import sys; from edgegru.artifact import load_artifact; from export.onnx_integer import "
+            "quantized_step_onnx; sys.stdout.buffer.write(quantized_step_onnx(load_artifact(sys.argv[1]))"
+            ".SerializeToString())")
+    assert in_a_fresh_interpreter(code, str(tmp_path)) == quantized_step_onnx(quantized[scheme]).SerializeToString()
 
 
 @pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n", b"\x08\x07garbage"])

@@ -1,5 +1,6 @@
 """Quantization, the golden model's guarantees, and the artifact's validation."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -7,13 +8,17 @@ import pytest
 
 from edgegru.artifact import load_artifact, save_artifact
 from edgegru.calibrate import observe
+from edgegru.checkpoint import save_checkpoint
 from edgegru.data import Split
 from edgegru.errors import EdgeGRUError
+from edgegru.fixedpoint import q15_multiplier
 from edgegru.golden import golden_predict, golden_step, initial_states, integer_kernels, quantize_features
+from edgegru.tensor_quant import get_scheme
 from edgegru.quantize import accumulator_bound, quantize_model
-from edgegru.quantize_run import state_error_lsb
+from edgegru.state_error import state_error_lsb
 from edgegru.step_graph import run_ops
 from edgegru.train import TrainConfig, accuracy, train
+from tests.conftest import in_a_fresh_interpreter
 
 SCHEMES = ("int8", "int16x8")
 
@@ -130,6 +135,10 @@ def test_artifact_round_trip_is_exact(tmp_path, quantized, japanese_vowels, sche
     a = run_ops(loaded.ops, {"x": x_q, "l0.h": initial_states(loaded, 30)[0]}, integer_kernels(loaded, "double"))
     b = run_ops(loaded.ops, {"x": x_q, "l0.h": initial_states(loaded, 30)[0]}, integer_kernels(quantized[scheme], "double"))
     assert all((a[k] == b[k]).all() for k in a)
+    for name, params in quantized[scheme].op_params.items():  # every prepared value, as prepared
+        assert type(loaded.op_params[name]) is type(params)
+        for key, value in dataclasses.asdict(params).items():
+            assert np.array_equal(getattr(loaded.op_params[name], key), value), (name, key)
 
 
 def test_artifact_of_another_version_is_refused(tmp_path, quantized):
@@ -161,3 +170,64 @@ def test_missing_or_foreign_artifact(tmp_path):
     (tmp_path / "model.npz").write_bytes(b"")
     with pytest.raises(EdgeGRUError, match="not an EdgeGRU quantized model"):
         load_artifact(tmp_path)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_the_model_carries_its_resolved_scheme_and_prepared_values(quantized, scheme):
+    model = quantized[scheme]
+    spec = model.scheme_spec
+    assert spec is get_scheme(scheme) and spec.name == model.scheme
+    for op in model.ops:
+        p = model.op_params[op.output]
+        if op.kind == "fully_connected":
+            if spec.q15_fully_connected:
+                assert (p.output_multiplier_q15 == q15_multiplier(p.output_multiplier)).all()
+            else:
+                assert p.output_multiplier_q15 is None
+        elif op.kind in ("logistic", "tanh"):
+            assert (model.tensors[op.output].scale, model.tensors[op.output].zero_point) == spec.fixed_output(op.kind)
+            if not spec.lookup_activations:
+                assert p.input_multiplier > 0  # resolved: never the runtimes' 0 for a power-of-two scale
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_tensor_widths_are_the_widths_the_golden_step_computes(quantized, scheme):
+    model = quantized[scheme]
+    x_q = quantize_features(model, np.zeros((3, model.config["input_size"]), np.float32))
+    inputs = {"x": x_q, **{h_in: state for (h_in, _), state in zip(model.states, initial_states(model, 3))}}
+    tensors = run_ops(model.ops, inputs, integer_kernels(model, "double"))
+    assert model.tensor_widths == {name: array.shape[1] for name, array in tensors.items()}
+
+
+QUANTIZE_AND_SAVE = """
+import sys, torch
+torch.set_num_threads(1)
+from edgegru.artifact import save_artifact
+from edgegru.calibrate import observe
+from edgegru.checkpoint import load_checkpoint
+from edgegru.data import load_dataset
+from edgegru.quantize import quantize_model
+checkpoint = load_checkpoint(sys.argv[1])
+observations = observe(checkpoint.model, load_dataset("digits").train, checkpoint.normalization)
+for scheme in ("int8", "int16x8"):
+    save_artifact(sys.argv[2] + "/" + scheme, quantize_model(checkpoint, observations, scheme))
+"""
+
+
+def test_quantization_is_deterministic_across_processes(tmp_path, digits):
+    """Quantizing one checkpoint in two fresh interpreters (different hash seeds) gives the same spec.json
+    and the same integer tensors, byte for byte."""
+    from edgegru.train import TrainConfig, train
+
+    checkpoint, _ = train(digits, TrainConfig(hidden=8, epochs=2), progress=False)
+    save_checkpoint(tmp_path / "model.pt", checkpoint)
+    for hash_seed in ("1", "2"):
+        in_a_fresh_interpreter(QUANTIZE_AND_SAVE, str(tmp_path / "model.pt"), str(tmp_path / hash_seed),
+                               hash_seed=hash_seed)
+    for scheme in SCHEMES:
+        first, second = tmp_path / "1" / scheme, tmp_path / "2" / scheme
+        assert (first / "spec.json").read_bytes() == (second / "spec.json").read_bytes()
+        with np.load(first / "model.npz") as a, np.load(second / "model.npz") as b:
+            assert a.files == b.files and len(a.files) > 6
+            for key in a.files:
+                assert a[key].dtype == b[key].dtype and a[key].tobytes() == b[key].tobytes(), key

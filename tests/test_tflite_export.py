@@ -7,21 +7,42 @@ import numpy as np
 import pytest
 import torch
 
+from edgegru.artifact import save_artifact
 from edgegru.calibrate import observe
 from edgegru.errors import EdgeGRUError
 from edgegru.quantize import quantize_model
 from edgegru.train import TrainConfig, as_tensors, train
+from export.onnx_integer import quantized_step_onnx
+from export.onnx_runtimes import load_onnx_runner
 from export.tflite_export import float_step_tflite, quantized_step_tflite
 from export.tflite_runtimes import load_runner
-from export.verify import tflite_step, verify
+from tests.conftest import in_a_fresh_interpreter
+from export.verify import (get_backends, golden_accuracy, golden_trace, onnx_step, tflite_step, verification_streams,
+                           verify_backend)
 
 REFERENCE_BACKENDS = ["tflm", "tflite-runtime", "litert-ref"]
 
 
+def verify(model, backend_names, split, max_sequences):
+    """Export `model` in memory and verify it on TFLite/ONNX backends against the golden model:
+    {"golden_accuracy": {rounding: accuracy}, "backends": {name: export.verify.verify_backend's result}}."""
+    x_q, lengths, y = verification_streams(model, split, max_sequences)
+    traces, results = {}, {}
+    for backend in get_backends(backend_names):
+        if backend.rounding not in traces:
+            traces[backend.rounding] = golden_trace(model, x_q, lengths, backend.rounding)
+        if backend.deploys == "tflite":
+            step = tflite_step(model, load_runner(backend.runtime, quantized_step_tflite(model)))
+        else:
+            step = onnx_step(model, load_onnx_runner(backend.runtime, quantized_step_onnx(model).SerializeToString()))
+        results[backend.name] = verify_backend(model, backend, step, x_q, lengths, y,
+                                               traces[backend.rounding], progress=False)
+    return {"golden_accuracy": golden_accuracy(traces, lengths, y), "backends": results}
+
+
 @pytest.mark.parametrize("scheme", ["int8", "int16x8"])
 def test_reference_runtimes_are_bit_exact(quantized, japanese_vowels, scheme):
-    report = verify(quantized[scheme], REFERENCE_BACKENDS + ["litert"], japanese_vowels.test, max_sequences=60,
-                    progress=False)
+    report = verify(quantized[scheme], REFERENCE_BACKENDS + ["litert"], japanese_vowels.test, max_sequences=60)
     for name in REFERENCE_BACKENDS:
         result = report["backends"][name]
         assert result["elements"] > 60 * 7 * 16 and result["mismatches"] == 0, (name, result)
@@ -39,8 +60,7 @@ def two_layer(japanese_vowels):
 
 @pytest.mark.parametrize("scheme", ["int8", "int16x8"])
 def test_two_layers_are_bit_exact_in_tflm(two_layer, japanese_vowels, scheme):
-    report = verify(two_layer[1][scheme], ["tflm", "tflite-runtime"], japanese_vowels.test, max_sequences=40,
-                    progress=False)
+    report = verify(two_layer[1][scheme], ["tflm", "tflite-runtime"], japanese_vowels.test, max_sequences=40)
     assert all(r["mismatches"] == 0 for r in report["backends"].values())
 
 
@@ -67,8 +87,11 @@ def test_file_size_is_within_1_5x_weights_plus_4kb_at_hidden_64(japanese_vowels,
 
 
 @pytest.mark.parametrize("scheme", ["int8", "int16x8"])
-def test_same_artifact_gives_identical_bytes(quantized, scheme):
-    assert quantized_step_tflite(quantized[scheme]) == quantized_step_tflite(quantized[scheme])
+def test_same_artifact_gives_identical_bytes_in_a_fresh_interpreter(tmp_path, quantized, scheme):
+    save_artifact(tmp_path, quantized[scheme])
+    code = ("import sys; from edgegru.artifact import load_artifact; from export.tflite_export import "
+            "quantized_step_tflite; sys.stdout.buffer.write(quantized_step_tflite(load_artifact(sys.argv[1])))")
+    assert in_a_fresh_interpreter(code, str(tmp_path)) == quantized_step_tflite(quantized[scheme])
 
 
 def test_float_step_model_matches_torch(two_layer, japanese_vowels):
@@ -123,4 +146,5 @@ def test_cli_quantize_export_verify(tmp_path):
     assert result.returncode == 0 and "onnxruntime" in result.stdout, result.stderr
     assert (run / "export" / "float" / "model.onnx").is_file() and (run / "export" / "int8" / "model.onnx").is_file()
     bad = cli("verify", str(run), "--backends", "tflm,coreml")
-    assert bad.returncode == 2 and "known: tflm, tflite-runtime, litert-ref, litert, onnxruntime" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "unknown coreml; choose from tflm, tflite-runtime, litert-ref, litert, onnxruntime" in bad.stderr

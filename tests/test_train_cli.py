@@ -1,7 +1,9 @@
 """Training determinism, accuracy on a fast real dataset, and the CLI's error contract."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,18 +15,8 @@ from edgegru.train import TrainConfig, accuracy, train
 from tests.conftest import write_npz
 
 
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "edgegru", *args], capture_output=True, text=True, cwd=cwd)
-
-
-def test_same_seed_gives_identical_weights(digits):
-    config = TrainConfig(hidden=16, epochs=2)
-    first, _ = train(digits, config, progress=False)
-    second, _ = train(digits, config, progress=False)
-    for (name, a), b in zip(first.model.state_dict().items(), second.model.state_dict().values()):
-        assert a.numpy().tobytes() == b.numpy().tobytes(), name
-    other, _ = train(digits, TrainConfig(hidden=16, epochs=2, seed=1), progress=False)
-    assert not torch.equal(other.model.head.weight, first.model.head.weight)
+def run_cli(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "edgegru", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 
 @pytest.mark.parametrize("variant", ["reset_after", "reset_before"])
@@ -92,10 +84,34 @@ def test_cli_train_writes_artifacts_and_a_failed_run_keeps_them(tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_demo_runs_every_stage(tmp_path):
-    result = run_cli("demo", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--out", str(tmp_path / "demo"))
-    assert result.returncode == 0, result.stderr
+def path_without(tmp_path, *prefixes: str) -> str:
+    """A PATH with every command of this machine but those starting with `prefixes`: a machine where
+    they were never installed."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        for tool in Path(directory).glob("*") if Path(directory).is_dir() else ():
+            if not tool.name.startswith(prefixes) and not (bin_dir / tool.name).exists():
+                (bin_dir / tool.name).symlink_to(tool)
+    return str(bin_dir)
+
+
+def test_demo_without_the_cortex_m_toolchain_then_again_with_it(tmp_path):
+    out = tmp_path / "demo"
+    args = ("demo", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--out", str(out))
+    bare = dict(os.environ, PATH=path_without(tmp_path, "arm-none-eabi-", "qemu-"))
+    first = run_cli(*args, env=bare)
+    assert first.returncode == 0, first.stderr
     for stage in ("test accuracy", "int8 (minmax calibration", "int16x8 (minmax calibration", "tflm", "onnxruntime",
-                  "cortex-m4", "cortex-m55"):
-        assert stage in result.stdout
-    assert (tmp_path / "demo" / "export" / "int8" / "model.tflite").is_file()
+                  "host"):
+        assert stage in first.stdout
+    skipped = [line for line in first.stdout.splitlines() if line.startswith("skipped")]
+    assert len(skipped) == 1 and "cortex-m4, cortex-m55" in skipped[0] and "make toolchain" in skipped[0]
+    assert (out / "export" / "int8" / "model.tflite").is_file()
+    model = (out / "model.pt").stat().st_mtime_ns
+
+    second = run_cli(*args)
+    assert second.returncode == 0, second.stderr
+    assert "reused the finished run" in second.stdout and (out / "model.pt").stat().st_mtime_ns == model
+    assert "skipped" not in second.stdout and "cortex-m4" in second.stdout and "cortex-m55" in second.stdout
+    assert "(unchanged, kept)" in second.stdout and "unchanged: earlier result" in second.stdout

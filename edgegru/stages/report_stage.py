@@ -8,15 +8,15 @@ bytes per scheme, training time.  Written as `report.json`, a Markdown table `re
 
 from __future__ import annotations
 
-import json
 from itertools import product
 from pathlib import Path
 
 from edgegru.atomic import write_atomic, write_bytes_atomic, write_json_atomic
 from edgegru.data import load_dataset
-from edgegru.quant_params import SCHEMES
-from edgegru.quantize_run import quantize_run
-from edgegru.train import TrainConfig, train_run
+from edgegru.tensor_quant import SCHEMES
+from edgegru.stages.quantize_stage import quantize_run
+from edgegru.stages.train_stage import train_run
+from edgegru.train import TrainConfig
 
 
 def run_name(dataset: str, hidden: int, variant: str, layers: int) -> str:
@@ -25,10 +25,7 @@ def run_name(dataset: str, hidden: int, variant: str, layers: int) -> str:
 
 def report_row(root: Path, dataset_name: str, config: TrainConfig, progress: bool) -> dict:
     run_dir = root / run_name(dataset_name, config.hidden, config.variant, config.layers)
-    train_json = run_dir / "train.json"
-    metrics = json.loads(train_json.read_text()) if train_json.is_file() else None
-    if metrics is None or any(metrics.get(k) != v for k, v in vars(config).items()):
-        metrics = train_run(load_dataset(dataset_name), config, run_dir, progress)
+    metrics = train_run(load_dataset(dataset_name), config, run_dir, progress)
     row = {"dataset": metrics["dataset"], "hidden": config.hidden, "layers": config.layers, "variant": config.variant,
            "params": metrics["params"], "float_bytes": 4 * metrics["params"], "float_accuracy": metrics["test_accuracy"],
            "train_seconds": metrics["train_seconds"]}

@@ -1,6 +1,7 @@
-"""What the generated C knows of a quantized model: tensor widths and C names, the folded biases, the
-state's size, the MACs of a step and the reset function.  Shared by the generic step (`codegen`) and
-the fused int8 step (`codegen_int8`)."""
+"""What the generated C knows of a quantized model beyond the artifact: tensors' C names, the folded
+biases, the state's size, the MACs of a step and the reset function (tensor widths are
+`QuantizedModel.tensor_widths`).  Shared by the header (`model_source`), the generic step
+(`generic_step`) and the fused int8 step (`fused_int8_step`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import numpy as np
 
 from edgegru.errors import EdgeGRUError
 from edgegru.quantize import QuantizedModel
-from firmware_sim.c_text import INT32_MAX, INT32_MIN
+from firmware_sim.codegen.c_text import INT32_MAX, INT32_MIN
+
+C_TYPES = {"int8": "int8_t", "int16": "int16_t"}
 
 
 def folded_bias(model: QuantizedModel, op) -> np.ndarray:
@@ -22,13 +25,9 @@ def folded_bias(model: QuantizedModel, op) -> np.ndarray:
     return folded
 
 
-def tensor_widths(model: QuantizedModel) -> dict[str, int]:
-    """Element count of every tensor of the step graph."""
-    cfg = model.config
-    widths = {"x": cfg["input_size"], **{h: cfg["hidden"] for pair in model.states for h in pair}}
-    for op in model.ops:
-        widths[op.output] = len(model.weights[op.weight]) if op.kind == "fully_connected" else widths[op.inputs[0]]
-    return widths
+def activation_c_type(model: QuantizedModel) -> str:
+    """The C type of features, logits and state: int8_t or int16_t."""
+    return C_TYPES[model.tensors["x"].dtype]
 
 
 def c_name(model: QuantizedModel, tensor: str) -> str:
@@ -46,7 +45,7 @@ def c_name(model: QuantizedModel, tensor: str) -> str:
 def describe(model: QuantizedModel, tensor: str) -> str:
     """`int8[64], scale 0.0123, zp -3`: a tensor's type, width and quantization, for comments."""
     q = model.tensors[tensor]
-    return f"{q.dtype}[{tensor_widths(model)[tensor]}], scale {float(q.scale)!r}, zp {int(q.zero_point)}"
+    return f"{q.dtype}[{model.tensor_widths[tensor]}], scale {float(q.scale)!r}, zp {int(q.zero_point)}"
 
 
 def macs_per_step(model: QuantizedModel) -> int:

@@ -1,6 +1,6 @@
 """Exit codes by which the Cortex-M startup reports a fault: their one definition.
 
-`firmware_sim.build` passes them to `runtime/startup_cortexm.c` as -DEDGEGRU_EXIT_<KIND>; each
+`build` passes them to `runtime/startup_cortexm.c` as -DEDGEGRU_EXIT_<KIND>; each
 fault handler also writes "edgegru-fault: <Kind> CFSR=... HFSR=... MMFAR=... BFAR=..." to stderr.
 A run counts as a fault only when both agree, so a program returning 241 by itself is not one.
 The handlers run on their own small stack, so a stack overflow is reported too (ARMv8-M: a

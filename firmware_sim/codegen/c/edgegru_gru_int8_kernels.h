@@ -3,41 +3,25 @@
 #ifndef EDGEGRU_GRU_INT8_KERNELS_H
 #define EDGEGRU_GRU_INT8_KERNELS_H
 
-#include <string.h>
-
+#include "edgegru_arith.h"
 #include "edgegru_target.h"
 #if defined(EDGEGRU_USE_MVE)
 #include <arm_mve.h>
 #endif
-#if defined(EDGEGRU_USE_MVE)
+#if defined(EDGEGRU_USE_MVE) || defined(EDGEGRU_USE_DSP)
 #include <arm_acle.h>
-#endif
-#if defined(EDGEGRU_USE_DSP)
-#include <arm_acle.h>
-#endif
-
-/* The passes are written with these small functions; they must be inlined to be fast. */
-#if defined(__GNUC__)
-#define INLINE __attribute__((always_inline)) inline
-#else
-#define INLINE inline
 #endif
 
 /* --- scalar arithmetic (the reference of every path; the vector code must agree with it) ---------- */
 
-/* floor(x / 2^n), n in [0, 31]; one ASR with gcc and clang. */
-static INLINE int32_t floor_shift(int32_t x, int32_t n)
-{
-    return x >= 0 ? x >> n : -1 - ((-1 - x) >> n);
-}
-
 /* floor(x / 2^32): the high word of an int64. */
-static INLINE int32_t high_word(int64_t x)
+static EDGEGRU_INLINE int32_t high_word(int64_t x)
 {
     return (int32_t)(x >= 0 ? x / 4294967296 : -1 - (-1 - x) / 4294967296);
 }
 
-static INLINE int32_t saturate_int8(int32_t v)
+/* clamp(v, -128, 127): one SSAT on the DSP and MVE paths. */
+static EDGEGRU_INLINE int32_t saturate_int8(int32_t v)
 {
 #if defined(EDGEGRU_USE_MVE) || defined(EDGEGRU_USE_DSP)
     return __ssat(v, 8);
@@ -48,7 +32,7 @@ static INLINE int32_t saturate_int8(int32_t v)
 
 /* floor((2^32 high + 2^31 + a b) / 2^32) when it fits int32: SMMLAR on the DSP path (no ACLE intrinsic
  * exists for it; GCC and clang compile a 64-bit SMLAL and a move instead). */
-static INLINE int32_t rounded_high_mla(int32_t a, int32_t b, int32_t high)
+static EDGEGRU_INLINE int32_t rounded_high_mla(int32_t a, int32_t b, int32_t high)
 {
 #if defined(EDGEGRU_USE_DSP)
     int32_t result;
@@ -62,18 +46,18 @@ static INLINE int32_t rounded_high_mla(int32_t a, int32_t b, int32_t high)
 /* saturate(floor((2 v m + 2^31 + 2^32 (nudge - [v < 0])) / 2^(32 + e))): the header's requantization to
  * int8, from twice_v = 2 v, |v| < 2^30, and sign_v = v (any value of v's sign: only [v < 0] is used).
  * One SMMLAR (or SMLAL) and one ASR on Arm. */
-static INLINE int32_t requantize_doubled(int32_t twice_v, int32_t sign_v, int32_t multiplier, int32_t nudge,
+static EDGEGRU_INLINE int32_t requantize_doubled(int32_t twice_v, int32_t sign_v, int32_t multiplier, int32_t nudge,
                                          int32_t exponent)
 {
-    return saturate_int8(floor_shift(rounded_high_mla(twice_v, multiplier, nudge + floor_shift(sign_v, 31)), exponent));
+    return saturate_int8(edgegru_floor_shift(rounded_high_mla(twice_v, multiplier, nudge + edgegru_floor_shift(sign_v, 31)), exponent));
 }
 
-static INLINE int32_t requantize(int32_t v, int32_t multiplier, int32_t nudge, int32_t exponent)
+static EDGEGRU_INLINE int32_t requantize(int32_t v, int32_t multiplier, int32_t nudge, int32_t exponent)
 {
     return requantize_doubled(v * 2, v, multiplier, nudge, exponent);
 }
 
-static INLINE int32_t requant_int8(int32_t v, const edgegru_requant_t *q)
+static EDGEGRU_INLINE int32_t requant_int8(int32_t v, const edgegru_requant_t *q)
 {
     return requantize(v, q->multiplier, q->nudge, q->exponent);
 }
@@ -82,36 +66,36 @@ static INLINE int32_t requant_int8(int32_t v, const edgegru_requant_t *q)
 
 #if defined(EDGEGRU_USE_MVE)
 
-static INLINE int32x4_t saturate_int8_lanes(int32x4_t v)
+static EDGEGRU_INLINE int32x4_t saturate_int8_lanes(int32x4_t v)
 {
     return vmaxq_s32(vminq_s32(v, vdupq_n_s32(127)), vdupq_n_s32(-128));
 }
 
 /* The requantization from t = VQRDMULH(v, m): saturate((t - [t < 0] + nudge) >> e) (header). */
-static INLINE int32x4_t requantize_high(int32x4_t t, int32x4_t nudge, int32x4_t minus_exponent)
+static EDGEGRU_INLINE int32x4_t requantize_high(int32x4_t t, int32x4_t nudge, int32x4_t minus_exponent)
 {
     return saturate_int8_lanes(vshlq_s32(vaddq_s32(vaddq_s32(t, vshrq_n_s32(t, 31)), nudge), minus_exponent));
 }
 
-static INLINE int32x4_t requant_int8_lanes(int32x4_t v, const edgegru_requant_t *q)
+static EDGEGRU_INLINE int32x4_t requant_int8_lanes(int32x4_t v, const edgegru_requant_t *q)
 {
     return requantize_high(vqrdmulhq_n_s32(v, q->multiplier), vdupq_n_s32(q->nudge), vdupq_n_s32(-q->exponent));
 }
 
 /* Four int8 at p, sign-extended. */
-static INLINE int32x4_t load_int8_lanes(const int8_t *p)
+static EDGEGRU_INLINE int32x4_t load_int8_lanes(const int8_t *p)
 {
     return vldrbq_s32(p);
 }
 
 /* table[q] per lane, q in [-128, 127], table pointing at entry 0 (header): gathers take unsigned
  * offsets, so they start at table - 128. */
-static INLINE int32x4_t lookup_int32(const int32_t *table, int32x4_t q)
+static EDGEGRU_INLINE int32x4_t lookup_int32(const int32_t *table, int32x4_t q)
 {
     return vldrwq_gather_shifted_offset_s32(table - 128, vreinterpretq_u32_s32(vaddq_n_s32(q, 128)));
 }
 
-static INLINE int32x4_t lookup_int8(const int8_t *table, int32x4_t q)
+static EDGEGRU_INLINE int32x4_t lookup_int8(const int8_t *table, int32x4_t q)
 {
     return vldrbq_gather_offset_s32(table - 128, vreinterpretq_u32_s32(vaddq_n_s32(q, 128)));
 }
@@ -126,21 +110,14 @@ static INLINE int32x4_t lookup_int8(const int8_t *table, int32x4_t q)
 
 #if defined(EDGEGRU_USE_DSP)
 
-static INLINE uint32_t load_u32(const void *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v); /* one LDR; unaligned access is allowed on these cores */
-    return v;
-}
-
 /* x int8 [cols] -> words of int16 pairs of 2 x (so that the sums come out doubled, as the requantization
  * takes them): (2x[c], 2x[c+2]), (2x[c+1], 2x[c+3]) per group of 4, then (2x[c], 2x[c+1]) for the
  * tail, zero-padded.  |2 x| <= 256. */
-static INLINE void widen(const int8_t *x, int32_t cols, uint32_t *wide)
+static EDGEGRU_INLINE void widen(const int8_t *x, int32_t cols, uint32_t *wide)
 {
     int32_t c = 0;
     for (; c + 4 <= cols; c += 4) {
-        const uint32_t v = load_u32(x + c);
+        const uint32_t v = edgegru_load_u32(x + c);
         const uint32_t even = __sxtb16(v), odd = __sxtb16(v >> 8);
         *wide++ = __sadd16(even, even);
         *wide++ = __sadd16(odd, odd);
@@ -152,14 +129,14 @@ static INLINE void widen(const int8_t *x, int32_t cols, uint32_t *wide)
 }
 
 /* 2 dot_odd from a = 2 (256 dot_odd + dot_even) (mod 2^32) and 2 dot_even; |512 dot_odd| < 2^31. */
-static INLINE int32_t odd_dot(int32_t a, int32_t even)
+static EDGEGRU_INLINE int32_t odd_dot(int32_t a, int32_t even)
 {
     return (int32_t)((uint32_t)a - (uint32_t)even) >> 8;
 }
 
 /* One x word against a quad's two weight words: sums[0, 1] = (256 dot_odd + dot_even, dot_even) of the
  * first pair, sums[2, 3] of the second. */
-static INLINE void quad_mac(uint32_t first, uint32_t second, uint32_t x, int32_t *sums)
+static EDGEGRU_INLINE void quad_mac(uint32_t first, uint32_t second, uint32_t x, int32_t *sums)
 {
     sums[0] = __smlad(first, x, sums[0]);
     sums[1] = __smlad(__sxtb16(first), x, sums[1]);
@@ -176,7 +153,7 @@ typedef struct {
     const int32_t *requant; /* [rows][3] */
 } row_sink_t;
 
-static INLINE void put_row(int32_t r, int32_t bias, int32_t twice_dot, row_sink_t out)
+static EDGEGRU_INLINE void put_row(int32_t r, int32_t bias, int32_t twice_dot, row_sink_t out)
 {
     const int32_t twice_v = twice_dot + bias * 2;
     if (out.requantizes) {
@@ -188,7 +165,7 @@ static INLINE void put_row(int32_t r, int32_t bias, int32_t twice_dot, row_sink_
 }
 
 /* The DSP mat-vec; with out.requantizes each row is requantized as soon as it is summed. */
-static INLINE void pair_matvec(const uint32_t *w, const int32_t *bias, const int8_t *x, int32_t rows, int32_t cols,
+static EDGEGRU_INLINE void pair_matvec(const uint32_t *w, const int32_t *bias, const int8_t *x, int32_t rows, int32_t cols,
                                uint32_t *wide, row_sink_t out)
 {
     const int32_t words = (cols + 1) / 2;
@@ -249,7 +226,7 @@ static INLINE void pair_matvec(const uint32_t *w, const int32_t *bias, const int
     }
 }
 
-static INLINE void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
+static EDGEGRU_INLINE void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
                          int32_t rows, int32_t cols, int32_t *wide_scratch)
 {
     const row_sink_t out = {0, acc, NULL, NULL};
@@ -258,7 +235,7 @@ static INLINE void edgegru_matvec_int8(const void *weights, const int32_t *bias,
 
 #elif defined(EDGEGRU_USE_MVE)
 
-static INLINE void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
+static EDGEGRU_INLINE void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
                          int32_t rows, int32_t cols, int32_t *wide_scratch)
 {
     /* Four rows share each 16-lane load of x; the weights are read in order (the header's MVE layout).
@@ -308,7 +285,7 @@ static INLINE void edgegru_matvec_int8(const void *weights, const int32_t *bias,
 
 #else
 
-static INLINE void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
+static EDGEGRU_INLINE void edgegru_matvec_int8(const void *weights, const int32_t *bias, const int8_t *x, int32_t *acc,
                          int32_t rows, int32_t cols, int32_t *wide_scratch)
 {
     /* |W x| <= 127 * 128 * cols; every partial sum is bounded by the accumulator bound. */
@@ -330,7 +307,7 @@ static INLINE void edgegru_matvec_int8(const void *weights, const int32_t *bias,
 
 /* y = the FULLY_CONNECTED `fc` of x, int8 [fc->rows].  acc_scratch: fc->rows int32 (unused by the DSP
  * path, which requantizes each quad of rows as it finishes); wide_scratch as for edgegru_matvec_int8. */
-static INLINE void edgegru_fc_int8(const edgegru_fc_int8_t *fc, const int8_t *x, int8_t *y, int32_t *acc_scratch,
+static EDGEGRU_INLINE void edgegru_fc_int8(const edgegru_fc_int8_t *fc, const int8_t *x, int8_t *y, int32_t *acc_scratch,
                      int32_t *wide_scratch)
 {
 #if defined(EDGEGRU_USE_DSP)
@@ -361,7 +338,7 @@ static INLINE void edgegru_fc_int8(const edgegru_fc_int8_t *fc, const int8_t *x,
 
 /* --- elementwise passes (MVE: four lanes at a time, then the scalar code for the n % 4 rest) ---- */
 
-static INLINE void edgegru_gate_int8(const edgegru_gate_int8_t *p, const int8_t *a, const int8_t *b, int8_t *out, int32_t n)
+static EDGEGRU_INLINE void edgegru_gate_int8(const edgegru_gate_int8_t *p, const int8_t *a, const int8_t *b, int8_t *out, int32_t n)
 {
     const edgegru_requant_t add = p->add.output;
     const int32_t *const table1 = p->add.table1, *const table2 = p->add.table2;
@@ -381,7 +358,7 @@ static INLINE void edgegru_gate_int8(const edgegru_gate_int8_t *p, const int8_t 
     }
 }
 
-static INLINE void edgegru_candidate_int8(const edgegru_candidate_int8_t *p, const int8_t *xn, const int8_t *hn,
+static EDGEGRU_INLINE void edgegru_candidate_int8(const edgegru_candidate_int8_t *p, const int8_t *xn, const int8_t *hn,
                             const int8_t *r, int8_t *n_out, int32_t n)
 {
     const edgegru_mul_int8_t reset = p->reset;
@@ -406,7 +383,7 @@ static INLINE void edgegru_candidate_int8(const edgegru_candidate_int8_t *p, con
     }
 }
 
-static INLINE void edgegru_update_int8(const edgegru_update_int8_t *p, const int8_t *z, const int8_t *n_gate, int8_t *h,
+static EDGEGRU_INLINE void edgegru_update_int8(const edgegru_update_int8_t *p, const int8_t *z, const int8_t *n_gate, int8_t *h,
                          int32_t n)
 {
     const edgegru_requant_t sub = p->sub.output, add = p->add.output;
@@ -437,7 +414,7 @@ static INLINE void edgegru_update_int8(const edgegru_update_int8_t *p, const int
 }
 
 /* out = MUL(a, b), elementwise: r * h for reset_before. */
-static INLINE void edgegru_mul_vector_int8(const edgegru_mul_int8_t *p, const int8_t *a, const int8_t *b, int8_t *out,
+static EDGEGRU_INLINE void edgegru_mul_vector_int8(const edgegru_mul_int8_t *p, const int8_t *a, const int8_t *b, int8_t *out,
                              int32_t n)
 {
     const edgegru_mul_int8_t mul = *p;

@@ -3,7 +3,7 @@
 `runtime/icount_plugin.c` is a QEMU TCG plugin (API version 1, QEMU 7.2), compiled with the host
 gcc on first use into a cache file named by the hash of its sources. It adds 1 per executed
 instruction and writes one count per begin/end window (see runtime/edgegru_rt.h for the window).
-The marker addresses come from the ELF symbol table (arm-none-eabi-nm).
+The marker addresses come from the ELF symbol table (arm-none-eabi-nm).  See docs/firmware.md.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
  * "<count since begin>\n" to `out`. A window is therefore the instructions
  * from the first instruction of the begin marker up to, not including, the
  * first instruction of the end marker; one line per begin/end pair.
- * Single vCPU (Cortex-M), so no locking. Built by firmware_sim/icount.py. */
+ * Single vCPU (Cortex-M), so no locking. Built by firmware_sim/device/icount.py. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

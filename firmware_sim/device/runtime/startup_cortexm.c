@@ -6,7 +6,7 @@
  * faults, opens the semihosting stdio and runs exit(main()).
  *
  * A fault ends the program with a distinct exit code per kind; the codes are
- * passed as -DEDGEGRU_EXIT_* by firmware_sim/build.py from firmware_sim/faults.py
+ * passed as -DEDGEGRU_EXIT_* by firmware_sim/device/build.py from firmware_sim/device/faults.py
  * (their one definition). Before exiting the handler writes one line
  * "edgegru-fault: <kind> CFSR=... HFSR=... MMFAR=... BFAR=..." to stderr.
  * After main() returns, "edgegru-stack-peak: <bytes>" goes to stderr.
@@ -19,7 +19,7 @@
 
 #if !defined(EDGEGRU_EXIT_HARDFAULT) || !defined(EDGEGRU_EXIT_MEMMANAGE) || !defined(EDGEGRU_EXIT_BUSFAULT) || \
     !defined(EDGEGRU_EXIT_USAGEFAULT) || !defined(EDGEGRU_EXIT_SECUREFAULT) || !defined(EDGEGRU_EXIT_UNEXPECTEDEXCEPTION)
-#error "build with firmware_sim.build, which defines the EDGEGRU_EXIT_* fault exit codes"
+#error "build with firmware_sim.device.build, which defines the EDGEGRU_EXIT_* fault exit codes"
 #endif
 
 /* System Control Block registers (ARMv7-M / ARMv8-M, same addresses). */

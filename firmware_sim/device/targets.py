@@ -3,7 +3,7 @@
 `host` compiles with the system gcc (`host-clang` with clang) and runs natively. The `cortex-m*`
 targets cross-compile with arm-none-eabi-gcc + newlib and run on QEMU's MPS2/MPS3 boards
 (qemu-system-arm 7.2) through semihosting; the memory maps below are those of the QEMU board models
-and fill the linker script template `runtime/link.ld.in`.
+and fill the linker script template `runtime/link.ld.in` (docs/firmware.md lists both, and the toolchain).
 """
 
 from __future__ import annotations

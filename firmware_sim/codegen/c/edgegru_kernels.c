@@ -3,8 +3,7 @@
  * stated next to it. */
 #include "edgegru_kernels.h"
 
-#include <string.h>
-
+#include "edgegru_arith.h"
 #include "edgegru_target.h"
 #if defined(EDGEGRU_USE_MVE)
 #include <arm_mve.h>
@@ -24,26 +23,21 @@ static int32_t wrap_int32(uint32_t u)
     return u <= 0x7FFFFFFFu ? (int32_t)u : (int32_t)(u - 0x80000000u) - EDGEGRU_INT32_MAX - 1;
 }
 
-/* Arithmetic (flooring) right shift, n in [0, 31]; compiles to one ASR. */
-static int32_t asr32(int32_t x, int32_t n)
-{
-    return x >= 0 ? x >> n : -1 - ((-1 - x) >> n);
-}
-
 /* Arithmetic (flooring) right shift of an int64, n in [0, 63]. */
 static int64_t asr64(int64_t x, int32_t n)
 {
     return x >= 0 ? x >> n : -1 - ((-1 - x) >> n);
 }
 
-static int8_t saturate_int8(int32_t scaled, int32_t offset)
+/* clamp(scaled + offset, -128, 127) without overflowing: offset in [-128, 127]. */
+static int8_t offset_saturate_int8(int32_t scaled, int32_t offset)
 {
-    /* clamp(scaled + offset, -128, 127) without overflowing: offset in [-128, 127]. */
     const int32_t low = -128 - offset, high = 127 - offset;
     return (int8_t)((scaled < low ? low : scaled > high ? high : scaled) + offset);
 }
 
-static int16_t saturate_int16(int32_t scaled, int32_t offset)
+/* clamp(scaled + offset, -32768, 32767) without overflowing: offset in [-32768, 32767]. */
+static int16_t offset_saturate_int16(int32_t scaled, int32_t offset)
 {
     const int32_t low = -32768 - offset, high = 32767 - offset;
     return (int16_t)((scaled < low ? low : scaled > high ? high : scaled) + offset);
@@ -72,7 +66,7 @@ int32_t edgegru_rounding_divide_by_pot(int32_t x, int32_t exponent)
     const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return asr32(x, exponent) + (remainder > threshold ? 1 : 0);
+    return edgegru_floor_shift(x, exponent) + (remainder > threshold ? 1 : 0);
 }
 
 int32_t edgegru_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift)
@@ -84,13 +78,18 @@ int32_t edgegru_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, 
     return edgegru_rounding_divide_by_pot(edgegru_srdhm(wrap_int32((uint32_t)x << left), multiplier), right);
 }
 
-int32_t edgegru_multiply_by_quantized_multiplier_int64(int64_t x, int32_t multiplier, int32_t shift)
+int32_t edgegru_multiply_by_q15_multiplier(int64_t x, int32_t multiplier_q15, int32_t shift)
 {
-    /* fixedpoint.multiply_by_quantized_multiplier_int64(rounding="double").  reduced <= 2^15 and
-     * |x| < 2^47, so x * reduced + half fits int64; total_shift = 15 - shift >= 1. */
-    const int64_t reduced = multiplier < 0x7FFF0000 ? (int64_t)((multiplier + (1 << 15)) >> 16) : 0x7FFF;
+    /* fixedpoint.multiply_by_q15_multiplier: wrap_int32((x * multiplier_q15 + 2^(total_shift - 1)) >> total_shift),
+     * total_shift = 15 - shift.  The multiplier is the prepared FullyConnectedParams.output_multiplier_q15
+     * (fixedpoint.q15_multiplier), not reduced here.  Ranges: |x| < 2^47 (the FULLY_CONNECTED kernel passes
+     * its int32 accumulator, |x| < 2^31), multiplier_q15 in [0, 2^15 - 1] and shift in [-31, 14] (both
+     * checked by the generator), so total_shift in [1, 46]: |x * multiplier_q15| < 2^62, the rounding
+     * term is at most 2^45 and their sum fits int64; the floored shift is below 2^61 in magnitude.  Its
+     * conversion to int32 wraps on purpose: the golden model's wrap_int32 (TFLite's int32 cast) does;
+     * the caller then saturates to int16. */
     const int32_t total_shift = 15 - shift;
-    const int64_t rounded = asr64(x * reduced + ((int64_t)1 << (total_shift - 1)), total_shift);
+    const int64_t rounded = asr64(x * multiplier_q15 + ((int64_t)1 << (total_shift - 1)), total_shift);
     return wrap_int32((uint32_t)(uint64_t)rounded);
 }
 
@@ -135,20 +134,13 @@ static uint32_t ror8(uint32_t v)
     return (v >> 8) | (v << 24);
 }
 
-static uint32_t load_u32(const void *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v); /* unaligned-safe; one LDR on Cortex-M4/M7/M33 */
-    return v;
-}
-
 int32_t edgegru_dot_int8(int32_t acc, const int8_t *x, const int8_t *w, int32_t n)
 {
     /* 4 pairs per iteration: SXTB16 splits bytes {0, 2} and {1, 3} into signed halfwords, SMLAD
      * multiplies and adds both halfword pairs. */
     int32_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        const uint32_t xv = load_u32(x + i), wv = load_u32(w + i);
+        const uint32_t xv = edgegru_load_u32(x + i), wv = edgegru_load_u32(w + i);
         acc = __smlad(__sxtb16(xv), __sxtb16(wv), acc);
         acc = __smlad(__sxtb16(ror8(xv)), __sxtb16(ror8(wv)), acc);
     }
@@ -163,7 +155,7 @@ int32_t edgegru_dot_int16x8(int32_t acc, const int16_t *x, const int8_t *w, int3
     /* Weights {0, 2} and {1, 3} from SXTB16; inputs repacked into the same halfword pairs. */
     int32_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        const uint32_t x01 = load_u32(x + i), x23 = load_u32(x + i + 2), wv = load_u32(w + i);
+        const uint32_t x01 = edgegru_load_u32(x + i), x23 = edgegru_load_u32(x + i + 2), wv = edgegru_load_u32(w + i);
         const uint32_t x02 = (x01 & 0xFFFFu) | (x23 << 16);
         const uint32_t x13 = (x01 >> 16) | (x23 & 0xFFFF0000u);
         acc = __smlad(x02, __sxtb16(wv), acc);
@@ -210,21 +202,21 @@ void edgegru_fully_connected_int8(const edgegru_fc_params_t *p, const int8_t *x,
     for (c = 0; c < p->rows; ++c, row += p->cols) {
         const int32_t acc = edgegru_dot_int8(p->bias[c], x, row, p->cols);
         const int32_t scaled = edgegru_multiply_by_quantized_multiplier(acc, p->multiplier[c], p->shift[c]);
-        y[c] = saturate_int8(scaled, p->output_offset);
+        y[c] = offset_saturate_int8(scaled, p->output_offset);
     }
 }
 
 void edgegru_fully_connected_int16x8(const edgegru_fc_params_t *p, const int16_t *x, int16_t *y)
 {
-    /* integer_ops.fully_connected_int16x8: acc = bias[c] + sum_i x[i] W[c][i], |acc| < 2^31
-     * (accumulator bound, so the spec's int64 accumulator never exceeds int32); widened to int64 for
-     * the Q15 requantization; + output zp (0); saturated. */
+    /* integer_ops.fully_connected_int16x8 (rounding "double"): acc = bias[c] + sum_i x[i] W[c][i],
+     * |acc| < 2^31 (accumulator bound, so the spec's int64 accumulator never exceeds int32); widened to
+     * int64 and requantized with the prepared Q15 multiplier; + output zp (0); saturated. */
     int32_t c;
     const int8_t *row = p->weights;
     for (c = 0; c < p->rows; ++c, row += p->cols) {
         const int32_t acc = edgegru_dot_int16x8(p->bias[c], x, row, p->cols);
-        const int32_t scaled = edgegru_multiply_by_quantized_multiplier_int64(acc, p->multiplier[c], p->shift[c]);
-        y[c] = saturate_int16(scaled, p->output_offset);
+        const int32_t scaled = edgegru_multiply_by_q15_multiplier(acc, p->multiplier_q15[c], p->shift[c]);
+        y[c] = offset_saturate_int16(scaled, p->output_offset);
     }
 }
 
@@ -247,7 +239,7 @@ void edgegru_add_int8(const edgegru_add_params_t *p, const int8_t *a, const int8
 {
     int32_t i;
     for (i = 0; i < n; ++i) {
-        out[i] = saturate_int8(add_or_sub_raw(p, a[i], b[i], 1), p->output_offset);
+        out[i] = offset_saturate_int8(add_or_sub_raw(p, a[i], b[i], 1), p->output_offset);
     }
 }
 
@@ -255,7 +247,7 @@ void edgegru_sub_int8(const edgegru_add_params_t *p, const int8_t *a, const int8
 {
     int32_t i;
     for (i = 0; i < n; ++i) {
-        out[i] = saturate_int8(add_or_sub_raw(p, a[i], b[i], -1), p->output_offset);
+        out[i] = offset_saturate_int8(add_or_sub_raw(p, a[i], b[i], -1), p->output_offset);
     }
 }
 
@@ -263,7 +255,7 @@ void edgegru_add_int16(const edgegru_add_params_t *p, const int16_t *a, const in
 {
     int32_t i;
     for (i = 0; i < n; ++i) {
-        out[i] = saturate_int16(add_or_sub_raw(p, a[i], b[i], 1), p->output_offset);
+        out[i] = offset_saturate_int16(add_or_sub_raw(p, a[i], b[i], 1), p->output_offset);
     }
 }
 
@@ -271,7 +263,7 @@ void edgegru_sub_int16(const edgegru_add_params_t *p, const int16_t *a, const in
 {
     int32_t i;
     for (i = 0; i < n; ++i) {
-        out[i] = saturate_int16(add_or_sub_raw(p, a[i], b[i], -1), p->output_offset);
+        out[i] = offset_saturate_int16(add_or_sub_raw(p, a[i], b[i], -1), p->output_offset);
     }
 }
 
@@ -283,7 +275,7 @@ void edgegru_mul_int8(const edgegru_mul_params_t *p, const int8_t *a, const int8
     int32_t i;
     for (i = 0; i < n; ++i) {
         const int32_t product = (a[i] + p->input1_offset) * (b[i] + p->input2_offset);
-        out[i] = saturate_int8(edgegru_multiply_by_quantized_multiplier(product, p->output_multiplier, p->output_shift),
+        out[i] = offset_saturate_int8(edgegru_multiply_by_quantized_multiplier(product, p->output_multiplier, p->output_shift),
                                p->output_offset);
     }
 }
@@ -294,7 +286,7 @@ void edgegru_mul_int16(const edgegru_mul_params_t *p, const int16_t *a, const in
     int32_t i;
     for (i = 0; i < n; ++i) {
         const int32_t product = (a[i] + p->input1_offset) * (b[i] + p->input2_offset);
-        out[i] = saturate_int16(edgegru_multiply_by_quantized_multiplier(product, p->output_multiplier, p->output_shift),
+        out[i] = offset_saturate_int16(edgegru_multiply_by_quantized_multiplier(product, p->output_multiplier, p->output_shift),
                                 p->output_offset);
     }
 }
@@ -310,19 +302,18 @@ void edgegru_lookup_int8(const int8_t table[256], const int8_t *x, int8_t *out, 
 }
 
 /* sigmoid_table_uint16[256]: integer_ops.SIGMOID_TABLE_UINT16, the table TFLite's int16
- * LOGISTIC/TANH interpolate in, written by firmware_sim/codegen.py (one source of truth). */
+ * LOGISTIC/TANH interpolate in, written by firmware_sim/codegen/kernel_library.py (one source of truth). */
 #include "edgegru_sigmoid_table.h"
 
 static int32_t rescale_int16_input(const edgegru_int16_activation_params_t *p, int16_t x)
 {
-    /* integer_ops._rescaled_int16_input.  input_multiplier <= 32767 (or 3 with shift 0), so
-     * |x * multiplier| < 2^30 and adding the rounding term (<= 2^30) stays below 2^31. */
-    int32_t multiplier = p->input_multiplier, left_shift = p->input_left_shift;
-    if (multiplier == 0) {
-        multiplier = 3 * ((int32_t)1 << left_shift);
-        left_shift = 0;
-    }
-    return asr32(x * multiplier + (left_shift > 0 ? (int32_t)1 << (left_shift - 1) : 0), left_shift);
+    /* integer_ops._rescaled_int16_input, with the effective multiplier and shift the quantizer prepared
+     * (Int16ActivationParams).  input_multiplier in [1, 32767] and left_shift in [0, 31] (checked by the
+     * generator), |x| <= 2^15: |x * multiplier| < 2^30 and adding the rounding term (<= 2^30) stays
+     * below 2^31. */
+    const int32_t left_shift = p->input_left_shift;
+    return edgegru_floor_shift(x * p->input_multiplier + (left_shift > 0 ? (int32_t)1 << (left_shift - 1) : 0),
+                               left_shift);
 }
 
 /* integer_ops._interpolate: table value at magnitude / 2^fraction_bits in Q0.(16 + fraction_bits),
@@ -358,6 +349,6 @@ void edgegru_tanh_int16(const edgegru_int16_activation_params_t *p, const int16_
     for (i = 0; i < n; ++i) {
         const int32_t value = rescale_int16_input(p, x[i]);
         const int32_t result = interpolate(value >= 0 ? value : -value, 8, 0xFFFF << 8);
-        out[i] = (int16_t)asr32(value >= 0 ? result - (1 << 23) + (1 << 7) : -result + (1 << 23) + (1 << 7) - 1, 8);
+        out[i] = (int16_t)edgegru_floor_shift(value >= 0 ? result - (1 << 23) + (1 << 7) : -result + (1 << 23) + (1 << 7) - 1, 8);
     }
 }

@@ -1,0 +1,155 @@
+"""`edgegru firmware`: generate the C model of a run, build and run it on each target, and measure it.
+
+The generated sources land in `runs/NAME/firmware/<scheme>/src/` (with a manifest naming the artifact
+they were made from), each target's build and `firmware.json` in `runs/NAME/firmware/<scheme>/<target>/`.
+Every test sequence is streamed through the program one step at a time (`stream_loop`, via a
+`StepSession`) and every element of every step is compared with the golden model (`double` rounding,
+the TFLite Micro arithmetic).  On emulated cores QEMU counts the instructions of each step exactly,
+and of the mat-vec kernel alone; the time per step assumes one instruction per cycle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from edgegru.artifact import load_artifact
+from edgegru.atomic import write_json_atomic
+from edgegru.checkpoint import load_checkpoint
+from edgegru.data import load_dataset
+from edgegru.errors import EdgeGRUError
+from edgegru.quantize import QuantizedModel
+from edgegru.stages.run_layout import RunLayout, artifact_digest, read_json, tree_digest
+from export.verify import compare_with_golden, golden_trace, stream_backend, verification_streams
+from firmware_sim.codegen.harness import DEFAULT_NAME, write_sources
+from firmware_sim.device.build import build
+from firmware_sim.device.targets import TARGETS, Target, get_target, require_tool, require_toolchain
+from firmware_sim.footprint import recurrent_matvec, step_footprint
+from firmware_sim.step_session import MARKER_DEFINES, StepSession
+
+DEFAULT_CLOCK_MHZ = 100.0
+TARGET_NAMES = list(TARGETS)
+CYCLE_MODEL = "1 instruction = 1 cycle (zero wait states)"
+
+
+def available_targets(names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """(targets whose tools are installed, {target: what is missing and how to get it} for the rest)."""
+    usable, skipped = [], {}
+    for name in names:
+        target = get_target(name)
+        try:
+            require_toolchain(target)
+            if target.emulated:
+                require_tool("qemu-system-arm")
+        except EdgeGRUError as missing:
+            skipped[name] = f"{missing}; or run `make toolchain`"
+        else:
+            usable.append(name)
+    return usable, skipped
+
+
+def write_c_sources(layout: RunLayout, model: QuantizedModel) -> Path:
+    """Generate the C model, kernels and stream harness into `firmware/<scheme>/src/` as one swap: a
+    failed generation leaves the previous sources as they were."""
+    final = layout.c_sources_dir(model.scheme)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=".src-", dir=final.parent))
+    try:
+        write_sources(model, fresh, DEFAULT_NAME)
+        write_json_atomic(fresh / "manifest.json", {"artifact_sha256": artifact_digest(layout, model.scheme),
+                                                    "name": DEFAULT_NAME})
+        old = final.with_name(f".old-{fresh.name}")
+        if final.exists():
+            final.rename(old)
+        fresh.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    return final
+
+
+def written_sources(layout: RunLayout, scheme: str) -> list[Path]:
+    """The .c files `edgegru firmware` wrote, after checking they were made from the current artifact."""
+    directory = layout.c_sources_dir(scheme)
+    command = f"`edgegru firmware {layout.root} --scheme {scheme}`"
+    manifest = read_json(layout.c_manifest(scheme))
+    if manifest is None:
+        raise EdgeGRUError(f"no generated C sources in {directory}; run {command} first")
+    if manifest.get("artifact_sha256") != artifact_digest(layout, scheme):
+        raise EdgeGRUError(f"the C sources in {directory} were generated from another quantized model (stale); "
+                           f"run {command} again")
+    return sorted(directory.glob("*.c"))
+
+
+@contextlib.contextmanager
+def c_step_session(layout: RunLayout, model: QuantizedModel, target: Target | str, count_instructions: bool = False):
+    """The written C sources built for `target` (into `firmware/<scheme>/<target>/`) and started."""
+    target = get_target(target)
+    out_dir = layout.firmware_dir(model.scheme) / target.name
+    exe = build(target, written_sources(layout, model.scheme), include_dirs=[layout.c_sources_dir(model.scheme)],
+                out_dir=out_dir, defines=MARKER_DEFINES, name=DEFAULT_NAME)
+    with StepSession(model, target, exe, count_instructions=count_instructions) as session:
+        yield session, exe
+
+
+def run_target(layout: RunLayout, model: QuantizedModel, target: Target, streams, trace, clock_mhz: float) -> dict:
+    """Stream every sequence through the C model on `target`, compare with the golden trace, measure."""
+    x_q, lengths, y = streams
+    start = time.perf_counter()
+    emulated = target.emulated
+    with c_step_session(layout, model, target, count_instructions=emulated) as (session, exe):
+        logits, states = stream_backend(model, session.step_function(), x_q, lengths, target.name, progress=True)
+        result = session.close()
+    report = {"target": target.name, "scheme": model.scheme, "variant": model.config["variant"],
+              "hidden": model.config["hidden"], "sequences": len(lengths),
+              **compare_with_golden(model, trace, logits, states, lengths, y)}
+    if emulated:
+        report.update(step_footprint(model, exe, result, int(lengths.sum())))
+        matvec = recurrent_matvec(model, target, layout.firmware_dir(model.scheme) / target.name / "matvec")
+        report.update({"matvec_shape": matvec["shape"],
+                       "matvec_instructions_per_mac": matvec["optimized_instructions_per_mac"],
+                       "clock_mhz": clock_mhz, "cycle_model": CYCLE_MODEL,
+                       "microseconds_per_step": round(report["instructions_per_step_median"] / clock_mhz, 2)})
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    return report
+
+
+def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: float = DEFAULT_CLOCK_MHZ,
+                 max_sequences: int | None = None, reuse: bool = False) -> list[dict]:
+    """Generate the C model, run it on every target over the test split; one firmware.json per target.
+
+    With `reuse`, sources already generated from the current artifact are kept, and a target whose
+    firmware.json is for the same sources, clock and number of sequences is not run again.
+    """
+    layout = RunLayout(Path(run_dir))
+    resolved = [get_target(name) for name in targets]  # refuses an unknown target before any work
+    model = load_artifact(layout.quant_dir(scheme))
+    try:
+        written_sources(layout, scheme)
+        fresh = not reuse
+    except EdgeGRUError:
+        fresh = True
+    if fresh:
+        write_c_sources(layout, model)
+    sources = tree_digest(layout.c_sources_dir(scheme))
+    dataset = load_dataset(load_checkpoint(layout.root).dataset)
+    streams = verification_streams(model, dataset.test, max_sequences)
+    trace = None
+    reports = []
+    for target in resolved:
+        record = layout.firmware_dir(scheme) / target.name / "firmware.json"
+        earlier = read_json(record)
+        if (reuse and earlier and earlier.get("sources_sha256") == sources and earlier.get("clock_mhz", clock_mhz) == clock_mhz
+                and earlier.get("sequences") == len(streams[1])):
+            reports.append({**earlier, "dataset": dataset.name, "reused": True})
+            continue
+        trace = trace or golden_trace(model, *streams[:2], "double")
+        report = {"dataset": dataset.name, **run_target(layout, model, target, streams, trace, clock_mhz),
+                  "sources_sha256": sources}
+        write_json_atomic(record, report)
+        reports.append({**report, "reused": False})
+    return reports

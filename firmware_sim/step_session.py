@@ -1,0 +1,126 @@
+"""The generated C program as a step function: one persistent process, on the host or on QEMU, driven
+one step at a time through the stream harness (`codegen.harness`).
+
+    with StepSession(model, "cortex-m4", exe, count_instructions=True) as session:
+        session.reset()
+        logits, states = session.step(x_q)  # x_q [1, F] -> logits [1, C], [state [1, H] per layer]
+        result = session.close()            # RunResult: exit code, one instruction count per step, stack peak
+
+`exe` is the harness program built from `harness.write_sources` (`StepSession.build` does both;
+EDGEGRU_MARKERS is defined, so that QEMU can count each `<name>_step` call).  Every call writes
+exactly one record and reads exactly the bytes the harness answers it with, so neither side can wait
+on the other; every call has a timeout.  The program is killed on a timeout, on an exception inside
+the `with` block, and when it dies (EdgeGRUError with its exit code or fault and its stderr).  The
+outputs are those of a batch run over the same records, bit for bit, and so are the counts.
+
+`step_function()` adapts a session to the step interface of a generic streaming loop
+(`step(x_q, states) -> (logits, states)`, as `export.verify.stream_steps` calls it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgegru.errors import EdgeGRUError
+from edgegru.quantize import QuantizedModel
+from firmware_sim.codegen.harness import (DEFAULT_NAME, decode_steps, output_bytes, reset_record, steps_record,
+                                          write_sources)
+from firmware_sim.device.build import build
+from firmware_sim.device.execute import RunResult, start
+from firmware_sim.device.targets import Target, get_target
+
+MARKER_DEFINES: dict[str, object] = {"EDGEGRU_MARKERS": None}
+
+
+class StepSession:
+    """The harness program `exe` of `model`, started on `target`, stepped from Python (module doc)."""
+
+    def __init__(self, model: QuantizedModel, target: str | Target, exe: Path, *, count_instructions: bool = False,
+                 timeout_s: float = 60.0):
+        self.model = model
+        self.target = get_target(target)
+        self.timeout_s = timeout_s
+        self.dtype = np.dtype(model.tensors["x"].dtype)
+        self.features = model.config["input_size"]
+        self.initial_states = [np.full((1, model.config["hidden"]), model.tensors[h_in].zero_point, dtype=self.dtype)
+                               for h_in, _ in model.states]
+        self._held = self.initial_states  # the program's state: it starts reset
+        self._program = start(self.target, exe, count_instructions=count_instructions)
+
+    @classmethod
+    def build(cls, model: QuantizedModel, target: str | Target, out_dir: Path, name: str = DEFAULT_NAME, *,
+              defines: dict[str, object] | None = None, count_instructions: bool = False,
+              timeout_s: float = 60.0) -> StepSession:
+        """Generate the sources into `out_dir`, build them for `target` (with the step markers) and start."""
+        sources = write_sources(model, out_dir, name)
+        exe = build(target, sources, include_dirs=[out_dir], out_dir=out_dir,
+                    defines={**MARKER_DEFINES, **(defines or {})}, name=name)
+        return cls(model, target, exe, count_instructions=count_instructions, timeout_s=timeout_s)
+
+    def __enter__(self) -> StepSession:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self._program.kill()
+        elif self._program.running:
+            self.close()
+
+    def reset(self) -> None:
+        """Every state element to its zero point (the real 0), as before a new sequence."""
+        self._program.exchange(reset_record(), 0, self.timeout_s)
+        self._held = self.initial_states
+
+    def step(self, x_q: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """x_q [n, F] (n >= 1; one step: [1, F]), quantized in the model's activation dtype -> (logits
+        [n, C], [state [n, H] per layer]): the outputs of n consecutive steps, sent as one record."""
+        x_q = np.asarray(x_q)
+        if x_q.dtype != self.dtype or x_q.ndim != 2 or x_q.shape[1] != self.features or len(x_q) < 1:
+            raise EdgeGRUError(f"x_q must be {self.dtype} [n, {self.features}] with n >= 1 (quantize_features), "
+                               f"got {x_q.dtype} {list(x_q.shape)}")
+        raw = self._program.exchange(steps_record(x_q), output_bytes(self.model, len(x_q)), self.timeout_s)
+        logits, states = decode_steps(self.model, raw)
+        self._held = [s[-1:] for s in states]
+        return logits, states
+
+    def instruction_counts(self) -> list[int]:
+        """One count per step so far (when counting instructions on QEMU)."""
+        return self._program.instruction_counts()
+
+    def close(self) -> RunResult:
+        """End the input and wait for the program: its RunResult (exit code, one instruction count per
+        step when counting, the stack peak on Cortex-M); EdgeGRUError if it did not end cleanly."""
+        result = self._program.finish(b"", self.timeout_s)
+        if result.fault_kind or result.exit_code != 0:
+            raise EdgeGRUError(f"{self._program.exe.name} on {self.target.name} ended with "
+                               + (f"a {result.fault_kind}" if result.fault_kind else f"exit code {result.exit_code}")
+                               + f": {result.stderr.decode(errors='replace').strip()[-300:]}")
+        if result.stdout:
+            raise EdgeGRUError(f"{self._program.exe.name} on {self.target.name} wrote {len(result.stdout)} bytes "
+                               "no record asked for")
+        return result
+
+    def kill(self) -> None:
+        """Stop the program now."""
+        self._program.kill()
+
+    def step_function(self):
+        """`step(x_q [1, F], states) -> (logits [1, C], states)` for a generic streaming loop.  The program
+        holds its own state, so `states` must be either the state it holds (the last states it returned:
+        it steps on) or the initial state of every layer (it resets first); others raise EdgeGRUError."""
+
+        def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+            return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+        def step(x_q: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+            states = [np.asarray(s) for s in states]
+            if not same(states, self._held):
+                if not same(states, self.initial_states):
+                    raise EdgeGRUError("the C program holds its own state: it can step on from the states it "
+                                       "returned last or start again from the initial state, not from others")
+                self.reset()
+            return self.step(x_q)
+
+        return step
