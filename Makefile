@@ -27,7 +27,7 @@ toolchain:
 
 # The demo tries the same, but a machine without root or apt still runs every other stage.
 toolchain-if-possible:
-	@$(MAKE) --no-print-directory toolchain SUDO_FLAGS=-n \
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) toolchain SUDO_FLAGS=-n \
 	  || echo "toolchain: could not install $(APT_PACKAGES) (no root or no apt); the demo skips the Cortex-M backends"
 
 demo: $(STAMP) toolchain-if-possible

@@ -6,7 +6,7 @@ defined (the plain C loops).
 
 - Whole step (`benchmark == "step"`): the generated model and the stream harness (`codegen.harness.write_sources`),
   `steps` random steps of one sequence, one instruction-count window per `<name>_step` call.  The
-  median over the steps is reported as is (like `firmware_run`: it includes the few instructions of
+  median over the steps is reported as is (like `edgegru firmware`: it includes the few instructions of
   the marker window itself); instructions per MAC = that / `macs_per_step(model)`.  The outputs of
   both builds are checked to be identical.
 - Mat-vec alone (`benchmark == "matvec"`): a small C program (`matvec_source`) computes acc = W x

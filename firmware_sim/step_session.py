@@ -14,7 +14,7 @@ the `with` block, and when it dies (EdgeGRUError with its exit code or fault and
 outputs are those of a batch run over the same records, bit for bit, and so are the counts.
 
 `step_function()` adapts a session to the step interface of a generic streaming loop
-(`step(x_q, states) -> (logits, states)`, as `export.verify.stream_steps` calls it).
+(`step(x_q, states) -> (logits, states)`, as `export.verify.stream_backend` calls it).
 """
 
 from __future__ import annotations

@@ -12,21 +12,11 @@ from edgegru.stream_loop import stream
 from firmware_sim.codegen.harness import DEFAULT_NAME, decode_stream, encode_stream, write_sources
 from firmware_sim.device.build import build
 from firmware_sim.device.execute import run
-from firmware_sim.device.targets import get_target, require_tool, require_toolchain
+from firmware_sim.device.targets import get_target
 from firmware_sim.step_session import MARKER_DEFINES, StepSession
 
 SEQUENCES = 4
 
-
-def needs(name: str):
-    target = get_target(name)
-    try:
-        require_toolchain(target)
-        if target.emulated:
-            require_tool("qemu-system-arm")
-    except EdgeGRUError as error:
-        pytest.skip(str(error))
-    return target
 
 
 def sequences(model, split, count=SEQUENCES):
@@ -36,7 +26,7 @@ def sequences(model, split, count=SEQUENCES):
 @pytest.mark.parametrize("name", ["host", "cortex-m4"])
 @pytest.mark.parametrize("scheme", ["int8", "int16x8"])
 def test_session_steps_are_the_batch_run(quantized, japanese_vowels, tmp_path, name, scheme):
-    target = needs(name)
+    target = get_target(name)
     model = quantized[scheme]
     x_q, lengths = sequences(model, japanese_vowels.test)
     sources = write_sources(model, tmp_path, DEFAULT_NAME)
@@ -74,7 +64,7 @@ def test_a_record_of_many_steps_and_the_streaming_loop_agree(quantized, japanese
     """step() of a whole sequence at once (one record), and the generic streaming loop (`stream_loop.stream`)
     driving the session's step function (reset whenever the loop starts from the initial state), give the
     batch outputs."""
-    needs("host")
+    get_target("host")
     model = quantized["int8"]
     x_q, lengths = sequences(model, japanese_vowels.test)
     with StepSession.build(model, "host", tmp_path) as session:
@@ -109,7 +99,7 @@ def test_a_record_of_many_steps_and_the_streaming_loop_agree(quantized, japanese
 
 
 def test_wrong_input_is_refused_before_anything_is_sent(quantized, tmp_path):
-    needs("host")
+    get_target("host")
     model = quantized["int8"]
     with StepSession.build(model, "host", tmp_path) as session:
         with pytest.raises(EdgeGRUError, match=r"x_q must be int8 \[n, 12\]"):
@@ -125,7 +115,7 @@ def test_wrong_input_is_refused_before_anything_is_sent(quantized, tmp_path):
     ("cortex-m4", 'int main(void) { __asm volatile(".inst.n 0xde00"); return 0; }', "with a UsageFault"),
 ])
 def test_a_program_that_dies_raises(quantized, tmp_path, name, program, message):
-    target = needs(name)
+    target = get_target(name)
     (tmp_path / "dies.c").write_text(program + "\n")
     exe = build(target, [tmp_path / "dies.c"], out_dir=tmp_path)
     with pytest.raises(EdgeGRUError, match=message):
@@ -136,7 +126,7 @@ def test_a_program_that_dies_raises(quantized, tmp_path, name, program, message)
 
 def test_a_session_that_waits_for_input_is_killed_on_its_timeout(quantized, tmp_path):
     """The int16x8 model's harness fed as int8: it waits for the rest of the step and is killed."""
-    needs("host")
+    get_target("host")
     exe_dir = tmp_path / "int16x8"
     with StepSession.build(quantized["int16x8"], "host", exe_dir) as built:
         exe = built._program.exe
