@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tqdm import tqdm  # printing above a stage's progress bar
+
 from edgegru.errors import EdgeGRUError
 from edgegru.stages import options
 from edgegru.stages.bench_stage import BENCHMARKS, bench_run
@@ -14,6 +16,7 @@ from edgegru.stages.export_stage import export_run
 from edgegru.stages.firmware_stage import TARGET_NAMES, firmware_run
 from edgegru.stages.quantize_stage import quantize_run
 from edgegru.stages.report_stage import build_report, markdown_table
+from edgegru.stages.stream_stage import STREAM_BACKENDS, TEST_RECORDINGS, DetectorConfig, stream_run
 from edgegru.stages.train_stage import describe_run, train_run
 from edgegru.stages.verify_stage import not_bit_exact, verify_run
 
@@ -189,8 +192,44 @@ def command_demo(args: argparse.Namespace) -> None:
             print_verify_table(result)
         elif stage == "firmware":
             print_firmware_table(result)
+        elif stage == "stream":
+            print_stream_report(result)
     print(f"The demo verifies the first test sequences; `edgegru verify {out} --scheme SCHEME --backends ...` "
           f"checks them all.")
+
+
+def print_stream_report(report: dict) -> None:
+    def fmt(value, spec="{:.4f}"):
+        return "-" if value is None else spec.format(value)
+    print(f"{report['dataset']} {report['scheme'] or ''} {report['backend']}: {report['steps']:,} steps streamed, "
+          f"state policy {report['state_policy']}" + ("  (unchanged: earlier result)" if report.get("reused") else ""))
+    rows = [(report["state_policy"], report)] + ([("none", report["no_reset"])] if "no_reset" in report else [])
+    print(f"  {'state policy':<34}{'frame acc':>10}{'smoothed':>10}{'precision':>10}{'recall':>8}{'F1':>8}"
+          f"{'latency':>9}")
+    for name, r in rows:
+        print(f"  {name:<34}{fmt(r.get('frame_accuracy')):>10}{fmt(r.get('smoothed_frame_accuracy')):>10}"
+              f"{fmt(r.get('event_precision')):>10}{fmt(r.get('event_recall')):>8}{fmt(r.get('event_f1')):>8}"
+              f"{fmt(r.get('median_latency_steps'), '{:.0f}'):>9}")
+    print(f"  windowed test accuracy {fmt(report['windowed_accuracy'])}; latency: median steps from a segment's start "
+          f"to its first correct event; {report['event_rule']}")
+    tried = report["state_policy_selection"].get("tried")
+    if tried:
+        print(f"  chosen on {report['state_policy_selection']['chosen_on']}: "
+              + ", ".join(f"{spec} {value:.4f}" for spec, value in tried.items()))
+
+
+def command_stream(args: argparse.Namespace) -> None:
+    detector = DetectorConfig(args.window, args.threshold, args.min_duration, args.holdoff)
+
+    def on_event(recording, event, label):
+        tqdm.write(f"  event: recording {recording}, {label}, steps {event.start}-{event.end} "
+                   f"(detected at {event.detected}), peak margin {event.peak}")
+
+    report = stream_run(Path(args.run_dir), args.scheme, args.backend, args.source, detector, args.policy,
+                        on_event=on_event)
+    print_stream_report(report)
+    name = "float" if args.backend == "float" else f"{args.scheme}-{args.backend}"
+    print(f"  wrote {args.run_dir}/stream/{name}.json and {name}.png")
 
 
 def command_info(args: argparse.Namespace) -> None:
@@ -301,6 +340,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--targets", type=comma_list(TARGET_NAMES), default="cortex-m4,cortex-m55", help="(default %(default)s)")
     bench.add_argument("--steps", type=positive_int, default=20, help="random steps per build (default %(default)s)")
     bench.set_defaults(run=command_bench)
+
+    stream = commands.add_parser(
+        "stream", help="stream recordings or a file through a backend: smoothing, events, metrics",
+        description="Feed a stream one step at a time through a backend with the state carried (a state policy for "
+                    "unbounded streams, chosen on the validation recordings unless given), smooth the class scores "
+                    "over a moving window, detect events (threshold, minimum duration, hold-off) and print each as "
+                    "it happens; writes RUN_DIR/stream/SCHEME-BACKEND.json (float: float.json) and a timeline .png.")
+    stream.add_argument("run_dir")
+    stream.add_argument("--scheme", choices=schemes, default="int8", help="(default %(default)s; ignored for float)")
+    stream.add_argument("--backend", choices=STREAM_BACKENDS, default="golden", metavar="BACKEND",
+                        help=f"one of {', '.join(STREAM_BACKENDS)} (default %(default)s)")
+    stream.add_argument("--source", default=TEST_RECORDINGS,
+                        help="test-recordings (each test subject's recordings back to back), FILE.npz (x [T, F], "
+                             "optional y [T]) or FILE.csv (F numbers per line, optionally a label) (default %(default)s)")
+    stream.add_argument("--policy", default="auto", help="auto, none, reset:N or staggered:N:K (default %(default)s)")
+    defaults = DetectorConfig()
+    stream.add_argument("--window", type=positive_int, default=defaults.window, help="smoothing window, steps (default %(default)s)")
+    stream.add_argument("--threshold", type=float, default=defaults.threshold,
+                        help="mean logit margin of the top class over the runner-up (default %(default)s)")
+    stream.add_argument("--min-duration", type=positive_int, default=defaults.min_duration, help="steps (default %(default)s)")
+    stream.add_argument("--holdoff", type=int, default=defaults.holdoff, help="steps after an event (default %(default)s)")
+    stream.set_defaults(run=command_stream)
 
     info = commands.add_parser("info", help="describe a trained run", description="Load and describe RUN_DIR/model.pt.")
     info.add_argument("run_dir", help="a run directory (or its model.pt)")

@@ -24,15 +24,20 @@ def test_japanese_vowels_keeps_variable_lengths(japanese_vowels):
     assert len(japanese_vowels.train) + len(japanese_vowels.val) == 270 and len(japanese_vowels.test) == 370
 
 
-def test_watch_is_split_by_subject_with_streams_kept():
+def test_watch_is_split_by_subject_with_recordings_kept():
     assert not set(WATCH_SUBJECTS["train"]) & set(WATCH_SUBJECTS["test"])
     data = load_dataset("watch")
     assert data.train.x.shape[1:] == (WATCH_WINDOW, 6)
     # windows of different subjects never coincide
     train_rows = {row.tobytes() for row in data.train.x[:, 0]}
     assert not any(row.tobytes() in train_rows for row in data.test.x[:, 0])
-    assert len(data.streams) == 14 * len(WATCH_SUBJECTS["test"])
-    assert all(len(stream) >= WATCH_WINDOW for stream, _ in data.streams)
+    for split in ("val", "test"):
+        recordings = data.recordings[split]
+        assert len(recordings) == 14 * len(WATCH_SUBJECTS[split])
+        assert {r.subject for r in recordings} == set(WATCH_SUBJECTS[split])
+        assert all(len(r.signal) >= WATCH_WINDOW and r.signal.shape[1] == 6 for r in recordings)
+    # the test windows are cut from the test recordings
+    assert any(np.array_equal(data.test.x[0], r.signal[:WATCH_WINDOW]) for r in data.recordings["test"])
 
 
 def test_normalization_comes_from_the_training_split_only(digits):

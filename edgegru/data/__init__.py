@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgegru.data.dataset import Dataset, Normalization, Split
+from edgegru.data.dataset import Dataset, Normalization, Recording, Split
 from edgegru.data.sources import load_digits, load_npz, load_uea, load_watch
 from edgegru.errors import EdgeGRUError
 
@@ -32,4 +32,4 @@ def load_dataset(name: str) -> Dataset:
     return DATASETS[name]()
 
 
-__all__ = ["DATASETS", "DEFAULT_DATASET", "Dataset", "Normalization", "Split", "load_dataset"]
+__all__ = ["DATASETS", "DEFAULT_DATASET", "Dataset", "Normalization", "Recording", "Split", "load_dataset"]

@@ -36,14 +36,23 @@ class Normalization:
 
 
 @dataclass(frozen=True)
+class Recording:
+    """One continuous recording: raw float32 features [T, F], its class, and who was recorded."""
+
+    signal: np.ndarray
+    label: int
+    subject: int
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     class_names: list[str]
     train: Split
     val: Split
     test: Split
-    # Continuous recordings for streaming demos: list of float32 [T_i, F] arrays with their labels.
-    streams: list[tuple[np.ndarray, int]] = field(default_factory=list)
+    # Whole recordings of the validation and test subjects, for streaming: {"val": [...], "test": [...]}.
+    recordings: dict[str, list[Recording]] = field(default_factory=dict)
 
     @property
     def num_features(self) -> int:

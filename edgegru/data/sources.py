@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegru.data.dataset import Dataset, make_split, pad_sequences, split_indices
+from edgegru.data.dataset import Dataset, Recording, make_split, pad_sequences, split_indices
 from edgegru.data.ts_format import read_ts
 from edgegru.errors import EdgeGRUError
 
@@ -41,11 +41,11 @@ def load_watch() -> Dataset:
     """seglearn's smartwatch IMU (accel g, gyro rad/s; 7 shoulder exercises; 10 subjects).
 
     Recorded at 50 Hz, decimated to 25 Hz by averaging sample pairs.  Split by subject (no subject in two splits); 4 s windows every 1 s for the splits; the whole
-    recordings of the test subjects are kept as `streams`.
+    recordings of the validation and test subjects are kept as `recordings` (for streaming).
     """
     raw = np.load(package_file("seglearn", "data", "watch_dataset.npy"), allow_pickle=True).item()
     splits = {}
-    streams = []
+    recordings = {"val": [], "test": []}
     for split_name, subjects in WATCH_SUBJECTS.items():
         windows, labels = [], []
         for recording, label, subject in zip(raw["X"], raw["y"], raw["subject"]):
@@ -56,13 +56,13 @@ def load_watch() -> Dataset:
             for start in range(0, len(recording) - WATCH_WINDOW + 1, WATCH_STRIDE):
                 windows.append(recording[start : start + WATCH_WINDOW])
                 labels.append(int(label))
-            if split_name == "test":
-                streams.append((recording, int(label)))
+            if split_name in recordings:
+                recordings[split_name].append(Recording(recording, int(label), int(subject)))
         x = np.stack(windows)
         splits[split_name] = make_split(
             f"watch/{split_name}", x, np.full(len(x), WATCH_WINDOW), np.array(labels), len(raw["y_labels"])
         )
-    return Dataset("watch", list(raw["y_labels"]), **splits, streams=streams)
+    return Dataset("watch", list(raw["y_labels"]), **splits, recordings=recordings)
 
 
 def load_uea(problem: str, name: str) -> Dataset:
