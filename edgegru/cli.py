@@ -57,6 +57,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="train again even if an identical finished run exists")
 
 
+def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = DetectorConfig()
+    parser.add_argument("--window", type=positive_int, default=defaults.window, help="smoothing window, steps (default %(default)s)")
+    parser.add_argument("--threshold", type=float, default=defaults.threshold,
+                        help="detector: mean logit margin of the top class over the runner-up (default %(default)s)")
+    parser.add_argument("--min-duration", type=positive_int, default=defaults.min_duration, help="detector: steps (default %(default)s)")
+    parser.add_argument("--holdoff", type=int, default=defaults.holdoff, help="detector: steps after an event (default %(default)s)")
+
+
 def train_config(args: argparse.Namespace):
     return options.TrainConfig(hidden=args.hidden, layers=args.layers, variant=args.variant, epochs=args.epochs,
                                seed=args.seed)
@@ -149,12 +158,21 @@ def print_firmware_table(reports: list[dict]) -> None:
     clock = next((r["clock_mhz"] for r in reports if "clock_mhz" in r), None)
     print("  instr/MAC: whole step; mat-vec: the mat-vec kernel alone, steady state, on the recurrent weights"
           + (f"; us/step at {clock:g} MHz, 1 instruction per cycle" if clock else ""))
+    for r in reports:
+        if r.get("detector"):
+            cost = (f"; step + detector {r['pipeline_instructions_per_step_median']:,} instructions, duty cycle "
+                    f"{100 * r['duty_cycle']:.2f}% at {r['sample_hz']:g} Hz and {r['clock_mhz']:g} MHz"
+                    if "duty_cycle" in r else "")
+            print(f"  {r['target']}: C detector {'equals' if r['detector_events_match'] else 'DIFFERS FROM'} the Python "
+                  f"integer detector, {r['detector_events']} events over {r['detector_sessions']} test sessions{cost}")
 
 
 def command_firmware(args: argparse.Namespace) -> None:
-    reports = firmware_run(Path(args.run_dir), args.scheme, args.targets, args.clock_mhz, args.max_sequences)
+    detector = DetectorConfig(args.window, args.threshold, args.min_duration, args.holdoff) if args.detector else None
+    reports = firmware_run(Path(args.run_dir), args.scheme, args.targets, args.clock_mhz, args.max_sequences,
+                           detector=detector, sample_hz=args.sample_hz)
     print_firmware_table(reports)
-    failed = [r["target"] for r in reports if r["mismatches"]]
+    failed = [r["target"] for r in reports if r["mismatches"] or r.get("detector_events_match") is False]
     if failed:
         raise EdgeGRUError(f"the generated C does not match the golden model on: {', '.join(failed)}")
 
@@ -327,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"comma-separated: {', '.join(TARGET_NAMES)} (default %(default)s)")
     firmware.add_argument("--clock-mhz", type=float, default=100.0, help="clock for the time per step (default %(default)s)")
     firmware.add_argument("--max-sequences", type=positive_int, help="only the first N test sequences")
+    firmware.add_argument("--detector", action="store_true",
+                          help="compile the integer smoother and event detector in, and check its events against the "
+                               "Python detector's on every test recording")
+    firmware.add_argument("--sample-hz", type=float, default=25.0, help="sample rate for the duty cycle (default %(default)s)")
+    add_detector_arguments(firmware)
     firmware.set_defaults(run=command_firmware)
 
     bench = commands.add_parser(
@@ -355,12 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="test-recordings (each test subject's recordings back to back), FILE.npz (x [T, F], "
                              "optional y [T]) or FILE.csv (F numbers per line, optionally a label) (default %(default)s)")
     stream.add_argument("--policy", default="auto", help="auto, none, reset:N or staggered:N:K (default %(default)s)")
-    defaults = DetectorConfig()
-    stream.add_argument("--window", type=positive_int, default=defaults.window, help="smoothing window, steps (default %(default)s)")
-    stream.add_argument("--threshold", type=float, default=defaults.threshold,
-                        help="mean logit margin of the top class over the runner-up (default %(default)s)")
-    stream.add_argument("--min-duration", type=positive_int, default=defaults.min_duration, help="steps (default %(default)s)")
-    stream.add_argument("--holdoff", type=int, default=defaults.holdoff, help="steps after an event (default %(default)s)")
+    add_detector_arguments(stream)
     stream.set_defaults(run=command_stream)
 
     info = commands.add_parser("info", help="describe a trained run", description="Load and describe RUN_DIR/model.pt.")

@@ -15,6 +15,18 @@ outputs are those of a batch run over the same records, bit for bit, and so are 
 
 `step_function()` adapts a session to the step interface of a generic streaming loop
 (`step(x_q, states) -> (logits, states)`, as `export.verify.stream_backend` calls it).
+
+With the event detector of `edgegru.stream_detect` compiled in (`StepSession.build(..., detector=params)`,
+or a program from `write_sources(..., detector=params)` started with `detector=True`), every step also
+runs `<name>_detector_push`:
+
+    with StepSession.build(model, "cortex-m4", out_dir, detector=params) as session:
+        logits, states, events = session.step_detect(x_q)  # events: per step, the Event that ended or None
+        last = session.finish()                            # the end of the stream: the open run's Event or None
+
+`reset()` resets the detector with the model; `step()` works too (the events of its steps are kept in
+`last_events`).  The step markers stay around `<name>_step` alone unless `defines` moves them
+(`harness.MARK_DETECTOR`, `harness.MARK_PIPELINE`).
 """
 
 from __future__ import annotations
@@ -25,7 +37,9 @@ import numpy as np
 
 from edgegru.errors import EdgeGRUError
 from edgegru.quantize import QuantizedModel
-from firmware_sim.codegen.harness import (DEFAULT_NAME, decode_steps, output_bytes, reset_record, steps_record,
+from edgegru.stream_detect import DetectorParams, Event
+from firmware_sim.codegen.harness import (DEFAULT_NAME, EVENT_RECORD_BYTES, decode_detector_steps, decode_events,
+                                          decode_steps, finish_record, output_bytes, reset_record, steps_record,
                                           write_sources)
 from firmware_sim.device.build import build
 from firmware_sim.device.execute import RunResult, start
@@ -38,8 +52,10 @@ class StepSession:
     """The harness program `exe` of `model`, started on `target`, stepped from Python (module doc)."""
 
     def __init__(self, model: QuantizedModel, target: str | Target, exe: Path, *, count_instructions: bool = False,
-                 timeout_s: float = 60.0):
+                 timeout_s: float = 60.0, detector: bool = False):
         self.model = model
+        self.detector = detector  # the program was generated with a detector (it writes event records)
+        self.last_events: list[Event | None] = []  # with a detector: the events of the last step() call
         self.target = get_target(target)
         self.timeout_s = timeout_s
         self.dtype = np.dtype(model.tensors["x"].dtype)
@@ -52,12 +68,14 @@ class StepSession:
     @classmethod
     def build(cls, model: QuantizedModel, target: str | Target, out_dir: Path, name: str = DEFAULT_NAME, *,
               defines: dict[str, object] | None = None, count_instructions: bool = False,
-              timeout_s: float = 60.0) -> StepSession:
-        """Generate the sources into `out_dir`, build them for `target` (with the step markers) and start."""
-        sources = write_sources(model, out_dir, name)
+              timeout_s: float = 60.0, detector: DetectorParams | None = None) -> StepSession:
+        """Generate the sources into `out_dir` (with `detector`: the event detector too), build them for
+        `target` (with the step markers) and start."""
+        sources = write_sources(model, out_dir, name, detector=detector)
         exe = build(target, sources, include_dirs=[out_dir], out_dir=out_dir,
                     defines={**MARKER_DEFINES, **(defines or {})}, name=name)
-        return cls(model, target, exe, count_instructions=count_instructions, timeout_s=timeout_s)
+        return cls(model, target, exe, count_instructions=count_instructions, timeout_s=timeout_s,
+                   detector=detector is not None)
 
     def __enter__(self) -> StepSession:
         return self
@@ -76,14 +94,42 @@ class StepSession:
     def step(self, x_q: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """x_q [n, F] (n >= 1; one step: [1, F]), quantized in the model's activation dtype -> (logits
         [n, C], [state [n, H] per layer]): the outputs of n consecutive steps, sent as one record."""
+        logits, states, self.last_events = self._steps(x_q)
+        return logits, states
+
+    def step_detect(self, x_q: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[Event | None]]:
+        """As `step`, with the detector's answer to every step: (logits [n, C], [state [n, H] per layer],
+        [the Event that ended at that step, or None] * n).  Event steps count from the last reset, modulo
+        2^32."""
+        self._require_detector("step_detect")
+        logits, states, self.last_events = self._steps(x_q)
+        return logits, states, self.last_events
+
+    def finish(self) -> Event | None:
+        """The end of the stream for the detector (`<name>_detector_finish`): the open run's Event, if it is
+        one.  The model's state and the detector are kept (`reset()` starts a new stream)."""
+        self._require_detector("finish")
+        raw = self._program.exchange(finish_record(), EVENT_RECORD_BYTES, self.timeout_s)
+        return decode_events(raw)[0]
+
+    def _steps(self, x_q: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[Event | None]]:
         x_q = np.asarray(x_q)
         if x_q.dtype != self.dtype or x_q.ndim != 2 or x_q.shape[1] != self.features or len(x_q) < 1:
             raise EdgeGRUError(f"x_q must be {self.dtype} [n, {self.features}] with n >= 1 (quantize_features), "
                                f"got {x_q.dtype} {list(x_q.shape)}")
-        raw = self._program.exchange(steps_record(x_q), output_bytes(self.model, len(x_q)), self.timeout_s)
-        logits, states = decode_steps(self.model, raw)
+        raw = self._program.exchange(steps_record(x_q), output_bytes(self.model, len(x_q), self.detector),
+                                     self.timeout_s)
+        if self.detector:
+            logits, states, events = decode_detector_steps(self.model, raw)
+        else:
+            (logits, states), events = decode_steps(self.model, raw), []
         self._held = [s[-1:] for s in states]
-        return logits, states
+        return logits, states, events
+
+    def _require_detector(self, what: str) -> None:
+        if not self.detector:
+            raise EdgeGRUError(f"{what} needs a program built with the detector (StepSession.build(..., "
+                               "detector=params), or StepSession(..., detector=True))")
 
     def instruction_counts(self) -> list[int]:
         """One count per step so far (when counting instructions on QEMU)."""

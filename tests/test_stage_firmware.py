@@ -92,3 +92,10 @@ def test_a_missing_tool_is_named_with_the_command_that_installs_it(monkeypatch, 
     assert "arm-none-eabi-gcc" in skipped["cortex-m4"] and "apt-get install" in skipped["cortex-m4"]
     record = json.dumps(skipped)
     assert "Traceback" not in record
+
+
+def test_the_detector_needs_whole_recordings(quantized_run):
+    from edgegru.stream_detect import DetectorConfig
+
+    with pytest.raises(EdgeGRUError, match="--detector needs whole recordings"):
+        firmware_run(quantized_run, "int8", ["host"], max_sequences=1, detector=DetectorConfig())

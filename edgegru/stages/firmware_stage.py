@@ -14,23 +14,31 @@ import contextlib
 import shutil
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from edgegru.artifact import load_artifact
 from edgegru.atomic import write_json_atomic
 from edgegru.checkpoint import load_checkpoint
 from edgegru.data import load_dataset
 from edgegru.errors import EdgeGRUError
+from edgegru.golden import initial_states, quantize_features, run_sequences
 from edgegru.quantize import QuantizedModel
 from edgegru.stages.run_layout import RunLayout, artifact_digest, read_json, tree_digest
+from edgegru.stream_detect import Detector, DetectorConfig, DetectorParams, prepare_detector
+from edgegru.stream_loop import stream
+from edgegru.stream_metrics import Session, make_sessions
 from export.verify import compare_with_golden, golden_trace, stream_backend, verification_streams
-from firmware_sim.codegen.harness import DEFAULT_NAME, write_sources
+from firmware_sim.codegen.harness import DEFAULT_NAME, MARK_PIPELINE, write_sources
 from firmware_sim.device.build import build
 from firmware_sim.device.targets import TARGETS, Target, get_target, require_tool, require_toolchain
 from firmware_sim.footprint import recurrent_matvec, step_footprint
 from firmware_sim.step_session import MARKER_DEFINES, StepSession
 
 DEFAULT_CLOCK_MHZ = 100.0
+DEFAULT_SAMPLE_HZ = 25.0  # watch: 25 Hz
 TARGET_NAMES = list(TARGETS)
 CYCLE_MODEL = "1 instruction = 1 cycle (zero wait states)"
 
@@ -51,16 +59,17 @@ def available_targets(names: list[str]) -> tuple[list[str], dict[str, str]]:
     return usable, skipped
 
 
-def write_c_sources(layout: RunLayout, model: QuantizedModel) -> Path:
-    """Generate the C model, kernels and stream harness into `firmware/<scheme>/src/` as one swap: a
-    failed generation leaves the previous sources as they were."""
+def write_c_sources(layout: RunLayout, model: QuantizedModel, detector: DetectorParams | None = None) -> Path:
+    """Generate the C model, kernels and stream harness (with `detector`: the event detector too) into
+    `firmware/<scheme>/src/` as one swap: a failed generation leaves the previous sources as they were."""
     final = layout.c_sources_dir(model.scheme)
     final.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix=".src-", dir=final.parent))
     try:
-        write_sources(model, fresh, DEFAULT_NAME)
+        write_sources(model, fresh, DEFAULT_NAME, detector=detector)
         write_json_atomic(fresh / "manifest.json", {"artifact_sha256": artifact_digest(layout, model.scheme),
-                                                    "name": DEFAULT_NAME})
+                                                    "name": DEFAULT_NAME,
+                                                    "detector": None if detector is None else asdict(detector)})
         old = final.with_name(f".old-{fresh.name}")
         if final.exists():
             final.rename(old)
@@ -70,6 +79,12 @@ def write_c_sources(layout: RunLayout, model: QuantizedModel) -> Path:
         shutil.rmtree(fresh, ignore_errors=True)
         raise
     return final
+
+
+def written_detector(layout: RunLayout, scheme: str) -> DetectorParams | None:
+    """The detector compiled into the written sources, if any."""
+    recorded = (read_json(layout.c_manifest(scheme)) or {}).get("detector")
+    return None if recorded is None else DetectorParams(**recorded)
 
 
 def written_sources(layout: RunLayout, scheme: str) -> list[Path]:
@@ -86,13 +101,17 @@ def written_sources(layout: RunLayout, scheme: str) -> list[Path]:
 
 
 @contextlib.contextmanager
-def c_step_session(layout: RunLayout, model: QuantizedModel, target: Target | str, count_instructions: bool = False):
-    """The written C sources built for `target` (into `firmware/<scheme>/<target>/`) and started."""
+def c_step_session(layout: RunLayout, model: QuantizedModel, target: Target | str, count_instructions: bool = False,
+                   markers: str | None = None):
+    """The written C sources built for `target` (into `firmware/<scheme>/<target>/`, or a subfolder named
+    after `markers`, a define that moves the instruction-count window) and started."""
     target = get_target(target)
-    out_dir = layout.firmware_dir(model.scheme) / target.name
+    out_dir = layout.firmware_dir(model.scheme) / target.name / (markers or "")
+    defines = {**MARKER_DEFINES, **({markers: None} if markers else {})}
     exe = build(target, written_sources(layout, model.scheme), include_dirs=[layout.c_sources_dir(model.scheme)],
-                out_dir=out_dir, defines=MARKER_DEFINES, name=DEFAULT_NAME)
-    with StepSession(model, target, exe, count_instructions=count_instructions) as session:
+                out_dir=out_dir, defines=defines, name=DEFAULT_NAME)
+    detector = written_detector(layout, model.scheme) is not None
+    with StepSession(model, target, exe, count_instructions=count_instructions, detector=detector) as session:
         yield session, exe
 
 
@@ -118,8 +137,65 @@ def run_target(layout: RunLayout, model: QuantizedModel, target: Target, streams
     return report
 
 
+def python_events(model: QuantizedModel, params: DetectorParams, sessions: list[Session]) -> list[list[list]]:
+    """The Python integer detector's events on the golden model's logits, every session streamed whole
+    from the initial state (no state policy: what the device does)."""
+    detectors = [Detector(params, model.config["num_classes"], integer=True) for _ in sessions]
+    events = [[] for _ in sessions]
+    x_q = np.zeros((len(sessions), max(len(s.signal) for s in sessions), model.config["input_size"]),
+                   dtype=model.tensors["x"].dtype)
+    for i, session in enumerate(sessions):
+        x_q[i, : len(session.signal)] = quantize_features(model, session.signal)
+    lengths = np.array([len(s.signal) for s in sessions])
+
+    def on_step(t, tensors, active):
+        for i in np.flatnonzero(active):
+            event = detectors[i].push(tensors["logits"][i])
+            if event is not None:
+                events[i].append(event)
+    run_sequences(model, x_q, lengths, on_step=on_step)
+    for i, detector in enumerate(detectors):
+        last = detector.finish()
+        if last is not None:
+            events[i].append(last)
+    return [[e.as_list(s.subject) for e in found] for s, found in zip(sessions, events)]
+
+
+def device_events(layout: RunLayout, model: QuantizedModel, target: Target, sessions: list[Session],
+                  markers: str | None = None) -> tuple[list[list[list]], list[int]]:
+    """The C detector's events on the device's own logits, every session streamed whole, and the
+    instruction count of every step's window (emulated targets)."""
+    found = []
+    with c_step_session(layout, model, target, count_instructions=target.emulated, markers=markers) as (session, _):
+        for s in sessions:
+            session.reset()
+            events = []
+            stream(session.step_function(), initial_states(model, 1), quantize_features(model, s.signal)[None],
+                   np.array([len(s.signal)]),
+                   lambda t, logits, active: events.extend(e for e in session.last_events if e is not None))
+            last = session.finish()
+            found.append([e.as_list(s.subject) for e in events + ([last] if last is not None else [])])
+        result = session.close()
+    return found, list(result.instruction_counts)
+
+
+def detector_report(layout: RunLayout, model: QuantizedModel, target: Target, sessions: list[Session],
+                    expected: list[list[list]], clock_mhz: float, sample_hz: float) -> dict:
+    """The C detector against the Python one over every session, and on emulated cores the cost of the
+    whole pipeline (step + detector) per step and its duty cycle at `sample_hz` and `clock_mhz`."""
+    events, counts = device_events(layout, model, target, sessions, markers=MARK_PIPELINE if target.emulated else None)
+    report = {"detector_sessions": len(sessions), "detector_events": sum(map(len, events)),
+              "detector_events_match": events == expected}
+    if target.emulated:
+        pipeline = int(np.median(counts))
+        report.update({"pipeline_instructions_per_step_median": pipeline, "sample_hz": sample_hz,
+                       "duty_cycle": round(pipeline * sample_hz / (clock_mhz * 1e6), 5)})
+    return report
+
+
 def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: float = DEFAULT_CLOCK_MHZ,
-                 max_sequences: int | None = None, reuse: bool = False) -> list[dict]:
+                 max_sequences: int | None = None, reuse: bool = False, detector: DetectorConfig | None = None,
+                 sample_hz: float = DEFAULT_SAMPLE_HZ) -> list[dict]:
     """Generate the C model, run it on every target over the test split; one firmware.json per target.
 
     With `reuse`, sources already generated from the current artifact are kept, and a target whose
@@ -128,16 +204,21 @@ def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: floa
     layout = RunLayout(Path(run_dir))
     resolved = [get_target(name) for name in targets]  # refuses an unknown target before any work
     model = load_artifact(layout.quant_dir(scheme))
+    params = None if detector is None else prepare_detector(detector, model.tensors["logits"].scale)
     try:
         written_sources(layout, scheme)
-        fresh = not reuse
+        fresh = not reuse or written_detector(layout, scheme) != params
     except EdgeGRUError:
         fresh = True
     if fresh:
-        write_c_sources(layout, model)
+        write_c_sources(layout, model, params)
     sources = tree_digest(layout.c_sources_dir(scheme))
     dataset = load_dataset(load_checkpoint(layout.root).dataset)
     streams = verification_streams(model, dataset.test, max_sequences)
+    sessions = make_sessions(dataset.recordings.get("test", []))
+    if params is not None and not sessions:
+        raise EdgeGRUError(f"--detector needs whole recordings to stream; dataset '{dataset.name}' has none")
+    expected = python_events(model, params, sessions) if params is not None else None
     trace = None
     reports = []
     for target in resolved:
@@ -149,7 +230,9 @@ def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: floa
             continue
         trace = trace or golden_trace(model, *streams[:2], "double")
         report = {"dataset": dataset.name, **run_target(layout, model, target, streams, trace, clock_mhz),
-                  "sources_sha256": sources}
+                  "sources_sha256": sources, "detector": None if params is None else asdict(params)}
+        if params is not None:
+            report.update(detector_report(layout, model, target, sessions, expected, clock_mhz, sample_hz))
         write_json_atomic(record, report)
         reports.append({**report, "reused": False})
     return reports
