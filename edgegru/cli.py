@@ -239,9 +239,9 @@ def print_stream_report(report: dict) -> None:
 def command_stream(args: argparse.Namespace) -> None:
     detector = DetectorConfig(args.window, args.threshold, args.min_duration, args.holdoff)
 
-    def on_event(recording, event, label):
+    def on_event(recording, event, label, peak_logits):
         tqdm.write(f"  event: recording {recording}, {label}, steps {event.start}-{event.end} "
-                   f"(detected at {event.detected}), peak margin {event.peak}")
+                   f"(detected at {event.detected}), peak margin {peak_logits:.2f} logits")
 
     report = stream_run(Path(args.run_dir), args.scheme, args.backend, args.source, detector, args.policy,
                         on_event=on_event)

@@ -220,7 +220,7 @@ def stream_inputs(layout: RunLayout, scheme: str, backend: str, source: str, det
 
 def stream_run(run_dir: Path, scheme: str, backend: str, source: str = TEST_RECORDINGS,
                detector: DetectorConfig = DetectorConfig(), policy: str = "auto", max_recordings: int | None = None,
-               on_event: Callable[[int, Event, str], None] | None = None, progress: bool = True,
+               on_event: Callable[[int, Event, str, float], None] | None = None, progress: bool = True,
                reuse: bool = False) -> dict:
     """Stream `source` through `backend` and write `stream/<scheme>-<backend>.json` (float: `float.json`)
     and `stream/<same name>.png`; returns the report (with `reused` True when `reuse` found the same
@@ -255,8 +255,9 @@ def stream_run(run_dir: Path, scheme: str, backend: str, source: str = TEST_RECO
                                   + ("float model" if backend == "float" else "golden model"), "tried": tried}
     else:
         chosen, selection = parse_policy(policy), {"chosen_on": "given"}
-    named = None if on_event is None else (lambda recording, event: on_event(recording, event,
-                                                                             dataset.class_names[event.cls]))
+    unit = (scorer.logits_scale or 1.0) / params.window  # a sum of logits -> the mean logit of the window
+    named = None if on_event is None else (lambda recording, event: on_event(
+        recording, event, dataset.class_names[event.cls], event.peak * unit))
     result = measure(scorer, sessions, chosen, params, named, progress)
     report = {"inputs": inputs, "dataset": dataset.name, "backend": backend, "scheme": None if backend == "float" else scheme,
               "source": source, **result["figures"], "state_policy_spec": chosen.spec,
