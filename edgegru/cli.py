@@ -179,7 +179,7 @@ def command_firmware(args: argparse.Namespace) -> None:
 
 def command_bench(args: argparse.Namespace) -> None:
     for title, text in bench_run(Path(args.run_dir), args.benchmarks or list(BENCHMARKS), args.scheme, args.targets,
-                                 args.steps):
+                                 args.steps, stream_steps=args.stream_steps):
         print(f"{title}\n{text}\n")
 
 
@@ -356,9 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="benchmarks that print figures (instructions per MAC on emulated cores)",
         description="Runs every benchmark unless some are chosen. firmware: the generated C on emulated Cortex-M cores, "
                     "optimized (DSP/MVE) and portable paths side by side: whole step and mat-vec alone, exact "
-                    "instruction counts from QEMU (skipped, with the reason, where the toolchain is missing).")
+                    "instruction counts from QEMU (skipped, with the reason, where the toolchain is missing). stream: "
+                    "a long stream (the test recordings repeated) through the golden model, the C host build and the "
+                    "float model with the state carried: steps per second side by side, state range, memory, and "
+                    "golden vs C bit-equality.")
     bench.add_argument("run_dir", nargs="?", default="runs/watch", help="a quantized run (default %(default)s, made by `make demo`)")
     bench.add_argument("--firmware", dest="benchmarks", action="append_const", const="firmware", help="the generated C")
+    bench.add_argument("--stream", dest="benchmarks", action="append_const", const="stream", help="a long stream")
+    bench.add_argument("--stream-steps", type=positive_int, default=1_000_000, help="steps of the long stream (default %(default)s)")
     bench.add_argument("--scheme", type=comma_list(schemes), default="int8,int16x8", help="comma-separated schemes (default %(default)s)")
     bench.add_argument("--targets", type=comma_list(TARGET_NAMES), default="cortex-m4,cortex-m55", help="(default %(default)s)")
     bench.add_argument("--steps", type=positive_int, default=20, help="random steps per build (default %(default)s)")

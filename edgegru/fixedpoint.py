@@ -11,11 +11,17 @@ Two requantization roundings exist in the TFLite family:
   (TFLITE_SINGLE_ROUNDING).
 The 16x8 FULLY_CONNECTED of `double` builds requantizes its int64 accumulator with the multiplier
 reduced to Q15 (`q15_multiplier`, prepared once; `multiply_by_q15_multiplier`).
+
+The `*_requantizer` functions prepare one requantization (its multiplier, shift, rounding and output
+offset) once and return a function of x that computes exactly the same integers as the primitives,
+with the rounding steps fused into a few numpy operations: what the golden model runs per op and step,
+where numpy's per-call overhead on small arrays, not arithmetic, is the cost.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -45,31 +51,39 @@ def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
 
 def wrap_int32(x: np.ndarray) -> np.ndarray:
     """Two's-complement wrap to int32, as a C int32 expression that overflows on the target."""
-    return ((np.asarray(x, dtype=np.int64) + 2**31) & 0xFFFFFFFF) - 2**31
-
-
-def _truncating_divide_by_pot(x: np.ndarray, exponent: int) -> np.ndarray:
-    """x / 2^exponent rounded toward zero (C integer division)."""
-    return np.where(x >= 0, x >> exponent, -((-x) >> exponent))
+    wrapped = np.asarray(x, dtype=np.int64) + 2**31
+    wrapped &= 0xFFFFFFFF
+    wrapped -= 2**31
+    return wrapped
 
 
 def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
     """round(a * b / 2^31) for int32 a, b, ties toward +inf (a nudged product truncated toward zero);
-    INT32_MIN * INT32_MIN saturates to INT32_MAX.  Result in int32 range."""
+    INT32_MIN * INT32_MIN saturates to INT32_MAX.  Result in int32 range.
+
+    The nudge-then-truncate of the C code equals one floor: (a * b + 2^30) >> 31 for either sign."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-    product = a * b
-    nudge = np.where(product >= 0, 1 << 30, 1 - (1 << 30))
-    high = _truncating_divide_by_pot(product + nudge, 31)
-    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
+    high = a * b
+    high += 1 << 30
+    high >>= 31
+    if np.any(high > INT32_MAX):  # only INT32_MIN * INT32_MIN, for int32 inputs
+        return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
+    return high
 
 
 def rounding_divide_by_pot(x, exponent) -> np.ndarray:
-    """x / 2^exponent rounded to nearest, ties away from zero; exponent in [0, 31]."""
-    x, exponent = np.asarray(x, dtype=np.int64), np.asarray(exponent, dtype=np.int64)
-    mask = (np.int64(1) << exponent) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> exponent) + (remainder > threshold)
+    """x / 2^exponent rounded to nearest, ties away from zero; exponent in [0, 31].
+
+    One floor: (x + 2^(exponent - 1) - [x < 0]) >> exponent (the C code's remainder-vs-threshold test)."""
+    x = np.asarray(x, dtype=np.int64)
+    if np.ndim(exponent) == 0:
+        exponent = int(exponent)
+        if exponent == 0:
+            return x + 0
+        return (x + ((x >> 63) + (1 << (exponent - 1)))) >> exponent
+    exponent = np.asarray(exponent, dtype=np.int64)
+    half = (np.int64(1) << exponent) >> 1
+    return (x + half + (x >> 63) * (exponent > 0)) >> exponent
 
 
 def multiply_by_quantized_multiplier(x, multiplier, shift, rounding: str = "double") -> np.ndarray:
@@ -82,7 +96,10 @@ def multiply_by_quantized_multiplier(x, multiplier, shift, rounding: str = "doub
     x = np.asarray(x, dtype=np.int64)
     multiplier, shift = np.asarray(multiplier, dtype=np.int64), np.asarray(shift, dtype=np.int64)
     if rounding == "double":
-        left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+        if shift.ndim == 0:
+            left, right = max(int(shift), 0), max(-int(shift), 0)
+        else:
+            left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
         return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(wrap_int32(x << left), multiplier), right)
     if rounding == "single":
         total_shift = 31 - shift
@@ -114,11 +131,155 @@ def multiply_by_double_scale(x, scale) -> np.ndarray:
     away from zero.  |x| < 2^53.  Not TFLite-spec fixed point: LiteRT's reference FULLY_CONNECTED
     requantizes this way, and the golden model reproduces it for that runtime only."""
     product = np.asarray(x, dtype=np.int64).astype(np.float64) * np.asarray(scale, dtype=np.float64)
-    whole = np.trunc(product)
-    return whole.astype(np.int64) + np.where(np.abs(product - whole) >= 0.5, np.sign(product), 0).astype(np.int64)
+    return round_half_away_from_zero(product)
+
+
+def round_half_away_from_zero(product: np.ndarray) -> np.ndarray:
+    """float64 -> int64, the nearest integer, ties away from zero (C `round`), exactly: the truncated
+    integer plus one step away from zero when the (exact) remainder is at least one half."""
+    whole = product.astype(np.int64)  # truncates toward zero
+    remainder = product - whole  # exact: a double's integer part is a double, and so is the difference
+    whole += remainder >= 0.5
+    whole -= remainder <= -0.5
+    return whole
 
 
 def saturate(x, dtype) -> np.ndarray:
     """Clamp to the range of an integer dtype and cast to it."""
     info = np.iinfo(dtype)
     return np.clip(np.asarray(x, dtype=np.int64), info.min, info.max).astype(dtype)
+
+
+# --- prepared requantizations: the primitives above, constants computed once, roundings fused ---------
+
+Requantizer = Callable[[np.ndarray], np.ndarray]
+
+
+def _python_ints(values) -> list[int]:
+    return [int(v) for v in np.ravel(values)]
+
+
+def _constants(*arrays) -> list:
+    """Broadcast per-channel constants together; all scalars -> Python ints, else int64 arrays."""
+    arrays = np.broadcast_arrays(*(np.asarray(a, dtype=np.int64) for a in arrays))
+    if arrays[0].ndim == 0:
+        return [int(a) for a in arrays]
+    return [np.array(a) for a in arrays]
+
+
+def requantizer(multiplier, shift, rounding: str = "double", bound: int = INT32_MAX, offset=0) -> Requantizer:
+    """x -> multiply_by_quantized_multiplier(x, multiplier, shift, rounding) + offset, for int64 arrays x
+    with |x| <= bound (multiplier, shift and offset scalars or per-channel arrays broadcasting against x).
+
+    `double`, when the bound keeps x << max(shift, 0) inside int32 (the C wrap is then the identity)
+    and no multiplier is INT32_MIN (SRDHM never saturates): s = (x * (multiplier << left) + 2^30) >> 31,
+    then (s - [s < 0] + 2^(right - 1) + offset * 2^right) >> right: the two floors of
+    `saturating_rounding_doubling_high_mul` and `rounding_divide_by_pot`, the offset added inside the
+    second (exact: a multiple of 2^right).  `single`: see `_shifted_product_requantizer`.  Any other
+    case: the primitives themselves, plus the offset."""
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    multiplier, shift, offset = _constants(multiplier, shift, offset)
+    bound = int(bound)
+
+    def general(x):
+        return multiply_by_quantized_multiplier(x, multiplier, shift, rounding) + offset
+
+    if rounding == "single":
+        return _shifted_product_requantizer(multiplier, 31 - np.asarray(shift), bound, offset, general)
+    multipliers, shifts, offsets = _python_ints(multiplier), _python_ints(shift), _python_ints(offset)
+    lefts, rights = [max(v, 0) for v in shifts], [max(-v, 0) for v in shifts]
+    if (bound << max(lefts, default=0)) > INT32_MAX or max(rights, default=0) > 31 \
+            or max(map(abs, offsets), default=0) >= 2**15 \
+            or any(not INT32_MIN < m <= INT32_MAX or abs(m) << left >= 2**62 for m, left in zip(multipliers, lefts)):
+        return general
+    right = np.maximum(-np.asarray(shift), 0) if isinstance(shift, np.ndarray) else rights[0]
+    scaled_multiplier = multiplier << np.maximum(shift, 0) if isinstance(shift, np.ndarray) else multiplier << lefts[0]
+    if max(rights, default=0) == 0:
+        nonzero_offset = any(offsets)
+
+        def run(x):
+            s = x * scaled_multiplier
+            s += 1 << 30
+            s >>= 31
+            if nonzero_offset:
+                s += offset
+            return s
+        return run
+    if isinstance(right, np.ndarray):
+        addend = np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0) + (offset << right)
+    else:
+        addend = (1 << (right - 1)) + (offset << right)
+    if min(rights, default=1) > 0:
+        def run(x):
+            s = x * scaled_multiplier
+            s += 1 << 30
+            s >>= 31
+            s += s >> 63
+            s += addend
+            s >>= right
+            return s
+        return run
+    negative_mask = -(right > 0).astype(np.int64)  # -1 where right > 0: the [s < 0] of those channels only
+
+    def run(x):
+        s = x * scaled_multiplier
+        s += 1 << 30
+        s >>= 31
+        s += (s >> 63) & negative_mask
+        s += addend
+        s >>= right
+        return s
+    return run
+
+
+def q15_requantizer(multiplier_q15, shift, bound: int, offset=0) -> Requantizer:
+    """x -> multiply_by_q15_multiplier(x, multiplier_q15, shift) + offset for int64 arrays |x| <= bound."""
+    multiplier_q15, shift, offset = _constants(multiplier_q15, shift, offset)
+
+    def general(x):
+        return multiply_by_q15_multiplier(x, multiplier_q15, shift) + offset
+
+    return _shifted_product_requantizer(multiplier_q15, 15 - np.asarray(shift), int(bound), offset, general)
+
+
+def _shifted_product_requantizer(multiplier, total, bound: int, offset, general: Requantizer) -> Requantizer:
+    """x -> wrap_int32((x * multiplier + 2^(total - 1)) >> total) + offset.  When the bound proves the
+    64-bit product never overflows and the shifted result never leaves int32 (the wrap is the
+    identity), one multiply, one add (half and offset * 2^total together) and one shift; else `general`."""
+    # the constants come broadcast together (`_constants`): equally long lists
+    multipliers, totals, offsets = _python_ints(multiplier), _python_ints(total), _python_ints(offset)
+    if any(not 1 <= t <= 62 for t in totals):
+        return general
+    for m, t, o in zip(multipliers, totals, offsets):
+        half = 1 << (t - 1)
+        if bound * abs(m) + half + (abs(o) << t) >= 2**63 or (bound * abs(m) + half) >> t > INT32_MAX \
+                or (half - bound * abs(m)) >> t < INT32_MIN:
+            return general
+    if np.ndim(multiplier) == 0:
+        factor, shift, addend = multipliers[0], totals[0], (1 << (totals[0] - 1)) + (offsets[0] << totals[0])
+    else:
+        factor, shift = np.asarray(multiplier, dtype=np.int64), np.asarray(total, dtype=np.int64)
+        addend = (np.int64(1) << (shift - 1)) + (np.asarray(offset, dtype=np.int64) << shift)
+
+    def run(x):
+        p = x * factor
+        p += addend
+        p >>= shift
+        return p
+    return run
+
+
+def double_scale_requantizer(scale, offset=0) -> Requantizer:
+    """x -> multiply_by_double_scale(x, scale) + offset, for x given as float64 holding the integers
+    exactly (|x| < 2^53): the double product rounded half away from zero, fused."""
+    scale = np.array(scale, dtype=np.float64)
+    offset = int(offset) if np.ndim(offset) == 0 else np.array(offset, dtype=np.int64)
+    nonzero_offset = bool(np.any(offset))
+
+    def run(x):
+        rounded = round_half_away_from_zero(x * scale)
+        if nonzero_offset:
+            rounded += offset
+        return rounded
+    return run

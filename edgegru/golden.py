@@ -28,21 +28,95 @@ ROUNDING_PROFILES = {
 }
 
 
-def integer_kernels(model: QuantizedModel, rounding: str) -> dict:
+class IntegerKernels(dict):
+    """What `integer_kernels` returns: the run function of every op kind, `kernels[kind](op, *inputs)`
+    (a dict, as `step_graph.run_ops` takes it), plus the model's whole step prepared as a plan that
+    `golden_step` runs instead of `run_ops` as long as the dict holds the kernels it was made with (a
+    caller may swap one in, as a test does to watch the accumulators).  The plan computes the same
+    tensors; it only runs the FULLY_CONNECTEDs that read the same tensor as one."""
+
+    def __init__(self, kernels: dict, ops: list, plan: list):
+        super().__init__(kernels)
+        self._made = dict(kernels)
+        self._ops = ops
+        self._plan = plan
+        self._outputs = dict.fromkeys(op.output for op in ops)  # placeholders: the tensors keep op order
+
+    def runs_plan_for(self, model: QuantizedModel) -> bool:
+        return (model.ops is self._ops and len(self) == len(self._made)
+                and all(self.get(kind) is kernel for kind, kernel in self._made.items()))
+
+    def run_step(self, tensors: dict) -> dict:
+        """`run_ops(model.ops, tensors, self)`, by the plan."""
+        tensors.update(self._outputs)
+        for arity, run, a, b, out in self._plan:
+            if arity == 1:
+                tensors[out] = run(tensors[a])
+            elif arity == 2:
+                tensors[out] = run(tensors[a], tensors[b])
+            else:
+                tensors.update(zip(out, run(tensors[a])))
+        return tensors
+
+
+def integer_kernels(model: QuantizedModel, rounding: str) -> IntegerKernels:
+    """The run function of every op kind, `kernels[kind](op, *inputs)` (as `step_graph.run_ops` calls
+    them), for this model and rounding profile.  Each op's kernel is prepared once, here
+    (`integer_ops.prepare_kernel`: tables, folded offsets, fused requantization), from the model's
+    params, weights and biases as they are now; it computes exactly what the op's `integer_ops.KERNELS`
+    function computes.  Called once per model and rounding; `golden_step` builds it when not given."""
     if rounding not in ROUNDING_PROFILES:
         raise EdgeGRUError(f"unknown rounding '{rounding}'; choose one of {', '.join(ROUNDING_PROFILES)}")
-    r = ROUNDING_PROFILES[rounding]
-    p = model.op_params
-    k = integer_ops.KERNELS[model.scheme_spec.activation]
-    return {
-        "fully_connected": lambda op, x: k.fully_connected(x, model.weights[op.weight], model.biases[op.weight],
-                                                           p[op.output], rounding=r["fully_connected"]),
-        "add": lambda op, a, b: k.add(a, b, p[op.output], rounding=r["add"]),
-        "sub": lambda op, a, b: k.sub(a, b, p[op.output], rounding=r["sub"]),
-        "mul": lambda op, a, b: k.mul(a, b, p[op.output], rounding=r["mul"]),
-        "logistic": lambda op, a: k.logistic(a, p[op.output]),
-        "tanh": lambda op, a: k.tanh(a, p[op.output]),
-    }
+    profile = ROUNDING_PROFILES[rounding]
+    activation = model.scheme_spec.activation
+    prepared = {kind: {} for kind in ("fully_connected", "add", "sub", "mul", "logistic", "tanh")}
+
+    def prepare(op):
+        weights = model.weights[op.weight] if op.kind == "fully_connected" else None
+        bias = model.biases[op.weight] if op.kind == "fully_connected" else None
+        kernel = integer_ops.prepare_kernel(op.kind, model.op_params[op.output], activation, profile.get(op.kind),
+                                            weights, bias)
+        prepared[op.kind][op.output] = kernel
+        return kernel
+
+    ops = model.ops
+    plan, grouped = [], set()
+    for op in ops:
+        kernel = prepare(op)
+        if op.kind != "fully_connected":
+            plan.append((len(op.inputs), kernel, op.inputs[0], op.inputs[-1], op.output))
+            continue
+        if op.inputs[0] in grouped:
+            continue
+        group = [other for other in ops if other.kind == "fully_connected" and other.inputs[0] == op.inputs[0]]
+        if len(group) == 1:
+            plan.append((1, kernel, op.inputs[0], None, op.output))
+            continue
+        grouped.add(op.inputs[0])
+        run_group = integer_ops.prepare_fully_connected_group(
+            activation, [(model.weights[o.weight], model.biases[o.weight], model.op_params[o.output]) for o in group],
+            profile["fully_connected"])
+        plan.append((0, run_group, op.inputs[0], None, tuple(o.output for o in group)))
+
+    def unary(kind):
+        ready = prepared[kind]
+
+        def run(op, a):
+            kernel = ready.get(op.output)
+            return (kernel or prepare(op))(a)
+        return run
+
+    def binary(kind):
+        ready = prepared[kind]
+
+        def run(op, a, b):
+            kernel = ready.get(op.output)
+            return (kernel or prepare(op))(a, b)
+        return run
+
+    kernels = {"fully_connected": unary("fully_connected"), "add": binary("add"), "sub": binary("sub"),
+               "mul": binary("mul"), "logistic": unary("logistic"), "tanh": unary("tanh")}
+    return IntegerKernels(kernels, ops, plan)
 
 
 def check_step_input(model: QuantizedModel, name: str, array, width: int, batch: int | None = None) -> np.ndarray:
@@ -73,7 +147,11 @@ def golden_step(model: QuantizedModel, x_q: np.ndarray, states: list[np.ndarray]
     inputs = {"x": x_q}
     for (h_in, _), state in zip(model.states, states):
         inputs[h_in] = check_step_input(model, h_in, state, model.config["hidden"], batch=len(x_q))
-    tensors = run_ops(model.ops, inputs, kernels or integer_kernels(model, rounding))
+    kernels = kernels or integer_kernels(model, rounding)
+    if isinstance(kernels, IntegerKernels) and kernels.runs_plan_for(model):
+        tensors = kernels.run_step(inputs)
+    else:
+        tensors = run_ops(model.ops, inputs, kernels)
     return tensors["logits"], [tensors[h_out] for _, h_out in model.states], tensors
 
 

@@ -5,6 +5,11 @@ only place floats appear; it runs once, at quantization time) and run functions 
 named by their types like CMSIS-NN (`fully_connected_int8`, `add_int16`, ...).  Scales are read as
 float32, as a .tflite file stores them, and widened to double, as the runtimes do.
 
+`prepare_kernel` turns one op (its params, weights, rounding) into a run function computing exactly
+what the op's run function computes, with every constant computed once: lookup tables over all
+inputs where the input space is small, fused requantizations (`fixedpoint.*_requantizer`) elsewhere.
+The golden model streams with these (`golden.integer_kernels`).
+
 Activations: int8 (zero point in [-128, 127]) or int16 (zero point 0).  Weights: int8 symmetric per
 output channel.  Bias: int32 (int8 activations) or int64 (int16 activations).  What differs between
 the schemes comes from their `tensor_quant.Scheme`; the run functions of each activation type are
@@ -14,13 +19,15 @@ gathered in `KERNELS`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 
 from edgegru.errors import EdgeGRUError
-from edgegru.fixedpoint import (multiply_by_double_scale, multiply_by_q15_multiplier, multiply_by_quantized_multiplier,
-                                q15_multiplier, quantize_multiplier, saturate)
+from edgegru.fixedpoint import (double_scale_requantizer, multiply_by_double_scale, multiply_by_q15_multiplier,
+                                multiply_by_quantized_multiplier, q15_multiplier, q15_requantizer, quantize_multiplier,
+                                requantizer, saturate)
 from edgegru.tensor_quant import Scheme
 
 
@@ -360,3 +367,246 @@ KERNELS = {
     "int8": Kernels(fully_connected_int8, add_int8, sub_int8, mul_int8, logistic_int8, tanh_int8),
     "int16": Kernels(fully_connected_int16x8, add_int16, sub_int16, mul_int16, logistic_int16, tanh_int16),
 }
+
+
+# --- prepared kernels: one op's run function with its constants computed once ---------------------
+
+try:  # the clip ufunc itself: np.clip's Python wrapper costs more than the clipping on small arrays
+    from numpy._core.umath import clip as _clip
+except ImportError:  # pragma: no cover - numpy without the _core alias
+    from numpy.core.umath import clip as _clip
+
+_UNSIGNED = {np.dtype(np.int8): np.dtype(np.uint8), np.dtype(np.int16): np.dtype(np.uint16)}
+_INPUT_DTYPE = {"int8": np.dtype(np.int8), "int16": np.dtype(np.int16)}
+_BIAS_DTYPE = {"int8": np.dtype(np.int32), "int16": np.dtype(np.int64)}
+
+
+def _every_value(dtype) -> np.ndarray:
+    """Every value of int8 or int16, in the order of their bit patterns (`x.view(unsigned)` indexes it)."""
+    unsigned = _UNSIGNED[np.dtype(dtype)]
+    return np.arange(np.iinfo(unsigned).max + 1, dtype=np.int64).astype(unsigned).view(dtype)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def _checked(array, dtype, name: str) -> np.ndarray:
+    """`_require`, with the common case (an ndarray of exactly that dtype) tested first."""
+    if type(array) is np.ndarray and array.dtype is dtype:
+        return array
+    return _require(array, dtype, name)
+
+
+@lru_cache(maxsize=64)
+def _int8_binary_table(kind: str, params, rounding: str) -> np.ndarray:
+    """An int8 ADD, SUB or MUL on all 65,536 input pairs, flat, indexed by (bits(a) << 8) | bits(b)."""
+    values = _every_value(np.int8)
+    a, b = np.meshgrid(values, values, indexing="ij")
+    run = {"add": add_int8, "sub": sub_int8, "mul": mul_int8}[kind]
+    return _frozen(np.ascontiguousarray(run(a, b, params, rounding=rounding)).ravel())
+
+
+@lru_cache(maxsize=32)  # 1 MB each
+def _int16_add_input_tables(params: AddParams, sign: int, rounding: str) -> tuple[np.ndarray, np.ndarray]:
+    """ADD/SUB int16: each input rescaled to the common scale (times `sign` for the second), for all
+    65,536 inputs, indexed by bits(x): the first half of `_add_or_sub`, which depends on one input only."""
+    values = _every_value(np.int16).astype(np.int64)
+    scaled1 = multiply_by_quantized_multiplier((values + params.input1_offset) << params.left_shift,
+                                               params.input1_multiplier, params.input1_shift, rounding)
+    scaled2 = multiply_by_quantized_multiplier((values + params.input2_offset) << params.left_shift,
+                                               params.input2_multiplier, params.input2_shift, rounding)
+    return _frozen(scaled1), _frozen(sign * scaled2)
+
+
+@lru_cache(maxsize=64)
+def _int16_activation_table(kind: str, params: Int16ActivationParams) -> np.ndarray:
+    """LOGISTIC or TANH int16 on all 65,536 inputs, indexed by bits(x)."""
+    return _frozen((logistic_int16 if kind == "logistic" else tanh_int16)(_every_value(np.int16), params))
+
+
+def _reach(dtype, offset: int) -> int:
+    """max |x + offset| over the values x of an integer dtype."""
+    info = np.iinfo(dtype)
+    return max(abs(int(info.min) + offset), abs(int(info.max) + offset))
+
+
+def prepare_kernel(kind: str, params, activation: str, rounding: str | None = "double", weights=None,
+                   bias=None) -> Callable:
+    """The run function of one op (`kind` as in `Kernels`) of an `activation` ("int8" or "int16") graph,
+    prepared once: it takes the op's inputs and returns exactly what `KERNELS[activation].<kind>(inputs...,
+    params, [rounding])` (with `weights` and `bias` for a FULLY_CONNECTED) returns, and refuses the same
+    inputs (dtype, shape).  `rounding` is ignored by LOGISTIC and TANH."""
+    if activation not in _INPUT_DTYPE:
+        raise EdgeGRUError(f"unknown activation type '{activation}'; choose one of {', '.join(_INPUT_DTYPE)}")
+    if kind == "fully_connected":
+        return _prepared_fully_connected(activation, weights, bias, params, rounding)
+    if kind in ("add", "sub", "mul"):
+        return _prepared_binary(kind, activation, params, rounding)
+    if kind in ("logistic", "tanh"):
+        return _prepared_activation(kind, activation, params)
+    raise EdgeGRUError(f"unknown op kind '{kind}'")
+
+
+def _saturating(requantize, dtype) -> Callable:
+    info = np.iinfo(dtype)
+    low, high = int(info.min), int(info.max)
+
+    def run(accumulator):
+        return _clip(requantize(accumulator), low, high).astype(dtype)
+    return run
+
+
+def _prepared_fully_connected(activation, weights, bias, params: FullyConnectedParams, rounding) -> Callable:
+    run_group = prepare_fully_connected_group(activation, [(weights, bias, params)], rounding)
+
+    def run(x):
+        return run_group(x)[0]
+    return run
+
+
+def prepare_fully_connected_group(activation: str, members: list[tuple], rounding: str | None = "double") -> Callable:
+    """FULLY_CONNECTEDs reading the same input, `members` = [(weights, bias, params)], as one run function
+    x -> [each member's output]: exactly what each member's `prepare_kernel` run function returns, from
+    one matmul and one requantization over all their output channels.
+
+    Σ (x - zp) w + b = x·w + (b - zp Σ w): the input offset is folded into the bias.  The product is one
+    float64 matmul (BLAS) when every partial sum is an integer below 2^53 (then exact in any order),
+    else an int64 matmul (identical to `_fully_connected`'s, wraparound included: int64 arithmetic is
+    modular).  The requantization is the per-channel `fixedpoint.*_requantizer` of the rounding."""
+    input_dtype, bias_dtype = _INPUT_DTYPE[activation], _BIAS_DTYPE[activation]
+    name = "fully_connected_int8" if activation == "int8" else "fully_connected_int16x8"
+    if rounding not in ("double", "single", "float"):
+        raise ValueError(f"rounding must be one of ('double', 'single', 'float'), got {rounding!r}")
+    if not members:
+        raise EdgeGRUError(f"{name}: no FULLY_CONNECTED to prepare")
+    all_weights, all_biases, offsets, params_list = [], [], [], []
+    for weights, bias, params in members:
+        weights = _require(weights, np.int8, f"{name} weights")
+        if weights.ndim != 2 or weights.shape[1] != _require(members[0][0], np.int8, f"{name} weights").shape[1]:
+            raise EdgeGRUError(f"{name}: weights must be [O, I] with one I per input, got {list(weights.shape)}")
+        all_weights.append(weights.astype(np.int64))
+        biases = (np.zeros(len(weights), np.int64) if bias is None
+                  else _require(bias, bias_dtype, f"{name} bias").astype(np.int64))
+        all_biases.append(np.broadcast_to(biases, (len(weights),)))
+        offsets.append(np.full(len(weights), int(params.input_offset), dtype=np.int64))
+        params_list.append(params)
+    width = all_weights[0].shape[1]
+    weights64, bias64, input_offsets = (np.concatenate(all_weights), np.concatenate(all_biases),
+                                        np.concatenate(offsets))
+    ends = np.cumsum([len(w) for w in all_weights]).tolist()
+    parts = [np.s_[:, start:end] for start, end in zip([0] + ends[:-1], ends)]
+
+    weight_sums = [int(v) for v in np.abs(weights64).sum(axis=1)]
+    folded = [int(b) + int(o) * int(s) for b, o, s in zip(bias64, input_offsets, weights64.sum(axis=1))]
+    exact_in_float = all(_reach(input_dtype, 0) * w + abs(f) < 2**53 for w, f in zip(weight_sums, folded))
+    bound = max(_reach(input_dtype, int(o)) * w + abs(int(b)) for w, b, o in zip(weight_sums, bias64, input_offsets))
+
+    def concatenated(field):
+        return np.concatenate([np.broadcast_to(np.asarray(getattr(p, field)), (len(w),))
+                               for p, w in zip(params_list, all_weights)])
+
+    output_offset = np.concatenate([np.full(len(w), int(p.output_offset), dtype=np.int64)
+                                    for p, w in zip(params_list, all_weights)])
+    if rounding == "float":
+        requantize = double_scale_requantizer(concatenated("output_scale").astype(np.float64), output_offset)
+    elif rounding == "double" and activation == "int16":
+        requantize = q15_requantizer(concatenated("output_multiplier_q15"), concatenated("output_shift"), bound,
+                                     output_offset)
+    else:
+        requantize = requantizer(concatenated("output_multiplier"), concatenated("output_shift"), rounding, bound,
+                                 output_offset)
+    float_source = rounding == "float"
+    low, high = int(np.iinfo(input_dtype).min), int(np.iinfo(input_dtype).max)
+
+    if exact_in_float:
+        weights_t = np.ascontiguousarray(weights64.T, dtype=np.float64)
+        folded_bias = np.array(folded, dtype=np.float64)
+    else:  # int64 arithmetic wraps modulo 2^64 like `_fully_connected`'s: fold modulo 2^64 too
+        weights_t64 = np.ascontiguousarray(weights64.T)
+        folded_bias64 = np.array([(f + 2**63) % 2**64 - 2**63 for f in folded], dtype=np.int64)
+
+    def accumulate(x):
+        if exact_in_float:
+            accumulator = x.astype(np.float64) @ weights_t
+            accumulator += folded_bias
+            return accumulator if float_source else accumulator.astype(np.int64)
+        accumulator = x.astype(np.int64) @ weights_t64
+        accumulator += folded_bias64
+        return accumulator.astype(np.float64) if float_source else accumulator
+
+    def run(x):
+        x = _checked(x, input_dtype, f"{name} input")
+        if x.ndim != 2 or x.shape[1] != width:
+            raise EdgeGRUError(f"{name}: input must be [B, {width}], got {list(x.shape)}")
+        out = _clip(requantize(accumulate(x)), low, high)
+        if len(parts) == 1:
+            return [out.astype(input_dtype)]
+        return [out[part].astype(input_dtype, order="C") for part in parts]
+    return run
+
+
+def _prepared_binary(kind: str, activation: str, params, rounding: str) -> Callable:
+    """int8: a table of all 65,536 input pairs.  int16 ADD/SUB: per-input tables of the rescaled inputs,
+    then the fused output requantization; int16 MUL: the product, then the fused requantization."""
+    dtype = _INPUT_DTYPE[activation]
+    name = f"{kind}_{activation}"
+    if rounding not in ("double", "single"):
+        raise ValueError(f"rounding must be one of ('double', 'single'), got {rounding!r}")
+    name1, name2 = f"{name} input 1", f"{name} input 2"
+
+    def checked_pair(a, b):
+        a, b = _checked(a, dtype, name1), _checked(b, dtype, name2)
+        if a.shape != b.shape:
+            raise EdgeGRUError(f"{name}: input shapes differ: {list(a.shape)} vs {list(b.shape)}")
+        return a, b
+
+    if activation == "int8":
+        table = _int8_binary_table(kind, params, rounding)
+        unsigned = _UNSIGNED[dtype]
+
+        def run(a, b):
+            a, b = checked_pair(a, b)
+            return table.take((a.view(unsigned).astype(np.intp) << 8) | b.view(unsigned))
+        return run
+
+    unsigned = _UNSIGNED[dtype]
+    if kind in ("add", "sub"):
+        scaled1, scaled2 = _int16_add_input_tables(params, +1 if kind == "add" else -1, rounding)
+        bound = int(np.abs(scaled1).max()) + int(np.abs(scaled2).max())
+        finish = _saturating(requantizer(params.output_multiplier, params.output_shift, rounding, bound,
+                                         params.output_offset), dtype)
+
+        def run(a, b):
+            a, b = checked_pair(a, b)
+            raw = scaled1.take(a.view(unsigned))
+            raw += scaled2.take(b.view(unsigned))
+            return finish(raw)
+        return run
+
+    offset1, offset2 = int(params.input1_offset), int(params.input2_offset)
+    bound = _reach(dtype, offset1) * _reach(dtype, offset2)
+    finish = _saturating(requantizer(params.output_multiplier, params.output_shift, rounding, bound,
+                                     params.output_offset), dtype)
+
+    def run(a, b):
+        a, b = checked_pair(a, b)
+        if offset1 or offset2:
+            return finish((a.astype(np.int64) + offset1) * (b.astype(np.int64) + offset2))
+        return finish(a.astype(np.int64) * b)
+    return run
+
+
+def _prepared_activation(kind: str, activation: str, params) -> Callable:
+    dtype = _INPUT_DTYPE[activation]
+    unsigned = _UNSIGNED[dtype]
+    name = f"{kind}_{activation} input"
+    if activation == "int8":
+        table = _frozen(params.table[_every_value(np.int8).astype(np.int64) + 128])
+    else:
+        table = _int16_activation_table(kind, params)
+
+    def run(x):
+        return table.take(_checked(x, dtype, name).view(unsigned))
+    return run
