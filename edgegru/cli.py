@@ -17,7 +17,7 @@ from edgegru.stages.firmware_stage import TARGET_NAMES, firmware_run
 from edgegru.stages.quantize_stage import quantize_run
 from edgegru.stages.report_stage import build_report, markdown_table
 from edgegru.stages.stream_stage import STREAM_BACKENDS, TEST_RECORDINGS, DetectorConfig, stream_run
-from edgegru.stages.train_stage import describe_run, train_run
+from edgegru.stages.train_stage import describe_run, train_run, train_seeds_run
 from edgegru.stages.verify_stage import not_bit_exact, verify_run
 
 
@@ -83,8 +83,18 @@ def print_train_summary(metrics: dict, out: Path) -> None:
 
 
 def command_train(args: argparse.Namespace) -> None:
-    metrics = train_run(args.dataset, train_config(args), args.out and Path(args.out), force=args.force)
-    print_train_summary(metrics, Path(metrics["run_dir"]))
+    if args.seeds == 1:
+        metrics = train_run(args.dataset, train_config(args), args.out and Path(args.out), force=args.force)
+        print_train_summary(metrics, Path(metrics["run_dir"]))
+        return
+    summary = train_seeds_run(args.dataset, train_config(args), args.seeds, args.out and Path(args.out), force=args.force)
+    for metrics in summary["runs"]:
+        print_train_summary(metrics, Path(metrics["run_dir"]))
+    for key in ("val_accuracy", "test_accuracy"):
+        figures = summary[key]
+        print(f"{key.replace('_', ' ')} over seeds {summary['seeds']}: {figures['mean']:.4f} ± {figures['std']:.4f} "
+              f"(sample std; min {figures['min']:.4f}, max {figures['max']:.4f})")
+    print(f"  wrote {summary['run_dir']}/seeds.json")
 
 
 def print_quant_summary(metrics: dict, run_dir: Path) -> None:
@@ -274,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             "finished run (same config and data) is reused.")
     train.add_argument("--dataset", required=True, help=f"one of {', '.join(options.DATASETS)}, or a path to a .npz")
     add_train_arguments(train)
+    train.add_argument("--seeds", type=positive_int, default=1,
+                       help="train this many seeds (--seed, --seed + 1, ...) into OUT/seed-K/ and report mean ± spread "
+                            "(default %(default)s)")
     train.add_argument("--out", help="output directory (default runs/DATASET)")
     train.set_defaults(run=command_train)
 

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from edgegru.artifact import load_artifact
@@ -106,3 +107,16 @@ def test_a_missing_or_stale_export_names_the_command(exported_run, tmp_path):
             verify_run(exported_run, "int8", ["tflm"], max_sequences=2, progress=False)
     finally:
         manifest.write_text(saved)
+
+
+def test_seeds_report_mean_and_spread_and_reuse_finished_seeds(tmp_path):
+    from edgegru.stages.train_stage import train_seeds_run
+
+    summary = train_seeds_run("digits", CONFIG, 2, tmp_path / "digits", progress=False)
+    tests = [run["test_accuracy"] for run in summary["runs"]]
+    assert summary["seeds"] == [0, 1] and (tmp_path / "digits" / "seed-1" / "model.pt").is_file()
+    assert summary["test_accuracy"]["mean"] == round(float(np.mean(tests)), 4)
+    assert summary["test_accuracy"]["std"] == round(float(np.std(tests, ddof=1)), 4)
+    again = train_seeds_run("digits", CONFIG, 2, tmp_path / "digits", progress=False)
+    assert all(run["reused"] for run in again["runs"])
+    assert json.loads((tmp_path / "digits" / "seeds.json").read_text())["test_accuracy"] == summary["test_accuracy"]

@@ -6,8 +6,10 @@ and `model.pt` is the file it wrote; then nothing is trained again (`force=True`
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
+
+import numpy as np
 
 from edgegru.atomic import write_json_atomic
 from edgegru.checkpoint import load_checkpoint, save_checkpoint
@@ -47,6 +49,25 @@ def train_run(dataset: Dataset | str, config: TrainConfig, out_dir: Path | None 
     metrics = {**metrics, "data_sha256": digest, "checkpoint_sha256": file_digest(layout.checkpoint)}
     write_json_atomic(layout.train_json, metrics)
     return {**metrics, "run_dir": str(layout.root), "reused": False}
+
+
+def train_seeds_run(dataset: Dataset | str, config: TrainConfig, seeds: int, out_dir: Path | None = None,
+                    progress: bool = True, force: bool = False) -> dict:
+    """Train `seeds` runs, seeds config.seed, config.seed + 1, ..., into `out_dir/seed-K/` (each reused
+    when finished); returns {"runs": [metrics...], "val_accuracy"/"test_accuracy": {mean, std, min, max}}."""
+    if isinstance(dataset, str):
+        dataset = load_dataset(dataset)
+    root = Path(out_dir or f"runs/{dataset.name}")
+    runs = [train_run(dataset, replace(config, seed=config.seed + k), root / f"seed-{config.seed + k}", progress, force)
+            for k in range(seeds)]
+    summary = {"runs": runs, "run_dir": str(root), "seeds": [r["seed"] for r in runs]}
+    for key in ("val_accuracy", "test_accuracy"):
+        values = np.array([r[key] for r in runs])
+        summary[key] = {"mean": round(float(values.mean()), 4), "std": round(float(values.std(ddof=1)), 4) if seeds > 1 else 0.0,
+                        "min": float(values.min()), "max": float(values.max())}
+    write_json_atomic(root / "seeds.json", {k: v for k, v in summary.items() if k != "runs"}
+                      | {"config": asdict(config), "dataset": dataset.name})
+    return summary
 
 
 def describe_run(run_dir: Path) -> dict:
