@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from edgegru.cli import main
 from edgegru.golden import golden_step_function, initial_states, quantize_features, run_sequences
 from edgegru.stages.export_stage import export_run
 from edgegru.stages.firmware_stage import firmware_run
@@ -146,16 +148,18 @@ def test_every_integer_backend_streams_the_same_integers_and_events(quantized_ru
     (",".join(["1"] * 11) + ",x\n", "not a number"),
     (",".join(["1"] * 11) + ",nan\n", "NaN or inf"),
 ])
-def test_bad_streams_are_one_line_and_exit_2(quantized_run, tmp_path, content, message):
+def test_bad_streams_are_one_line_and_exit_2(quantized_run, tmp_path, capsys, content, message):
     source = tmp_path / "bad.csv"
     source.write_text(content)
-    before = sorted(p.name for p in (quantized_run / "stream").glob("*")) if (quantized_run / "stream").exists() else []
-    result = subprocess.run([sys.executable, "-m", "edgegru", "stream", str(quantized_run), "--source", str(source),
-                             "--policy", "none"], capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert __import__("re").search(message, result.stderr), result.stderr
-    after = sorted(p.name for p in (quantized_run / "stream").glob("*")) if (quantized_run / "stream").exists() else []
-    assert after == before
+    stream_dir = quantized_run / "stream"
+    before = sorted(p.name for p in stream_dir.glob("*")) if stream_dir.exists() else []
+    assert main(["stream", str(quantized_run), "--source", str(source), "--policy", "none"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and re.search(message, error), error
+    assert (sorted(p.name for p in stream_dir.glob("*")) if stream_dir.exists() else []) == before
+
+
+def test_a_missing_source_is_one_line_and_exit_2_from_the_command(quantized_run, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "edgegru", "stream", str(quantized_run), "--source",
                               str(tmp_path / "nope.csv")], capture_output=True, text=True)
-    assert missing.returncode == 2 and "no such file" in missing.stderr
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such file" in missing.stderr
