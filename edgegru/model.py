@@ -68,8 +68,10 @@ class GRULayer(nn.Module):
         """x [B, T, I], lengths [B], h [B, H] -> (states [B, T, H], final state [B, H])."""
         projections = x @ self.weight_ih.T + self.bias_ih
         states = []
-        for t in range(x.shape[1]):
-            new_h = self.step(projections[:, t], h)
+        # unbind, not projections[:, t]: the same values, but indexing's backward writes each step's
+        # gradient into a zero tensor of the whole [B, T, 3H] and sums T of them (3-5x slower training)
+        for t, projection in enumerate(projections.unbind(1)):
+            new_h = self.step(projection, h)
             h = torch.where((t < lengths)[:, None], new_h, h)
             states.append(h)
         return torch.stack(states, dim=1), h
