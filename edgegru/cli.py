@@ -35,6 +35,10 @@ def positive_int(text: str) -> int:
     return value
 
 
+def threads_count(text: str) -> int | str:
+    return text if text == "auto" else positive_int(text)
+
+
 def comma_list(choices):
     """An argparse type: a comma-separated list of names, each one of `choices`."""
     def parse(text: str) -> list[str]:
@@ -52,7 +56,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=int, choices=(1, 2), default=defaults.layers, help="GRU layers (default %(default)s)")
     parser.add_argument("--variant", choices=options.VARIANTS, default=defaults.variant,
                         help="reset_after = PyTorch/ONNX linear_before_reset=1; reset_before = Cho et al. (default %(default)s)")
-    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="maximum epochs (default %(default)s)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=positive_int, default=None,
+                        help="optimizer updates (default: 80 passes over the training split, clamped to [120, 3000])")
+    budget.add_argument("--epochs", type=positive_int, default=None, help="the budget in passes over the training split instead")
+    parser.add_argument("--threads", type=threads_count, default=defaults.threads,
+                        help="torch threads while training (default %(default)s = 1: fastest for these small GRUs, "
+                             "idle or busy, see the README)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for weights and batch order (default %(default)s)")
     parser.add_argument("--force", action="store_true", help="train again even if an identical finished run exists")
 
@@ -67,13 +77,14 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def train_config(args: argparse.Namespace):
-    return options.TrainConfig(hidden=args.hidden, layers=args.layers, variant=args.variant, epochs=args.epochs,
-                               seed=args.seed)
+    return options.TrainConfig(hidden=args.hidden, layers=args.layers, variant=args.variant, steps=args.steps,
+                               epochs=args.epochs, threads=args.threads, seed=args.seed)
 
 
 def print_train_summary(metrics: dict, out: Path) -> None:
     done = ("reused the finished run (same config and data)" if metrics["reused"]
-            else f"{metrics['epochs_run']} epochs in {metrics['train_seconds']:.1f} s")
+            else f"{metrics['steps_run']} steps ({metrics['epochs_run']} passes, batch {metrics['batch_size_used']}, "
+                 f"{metrics['threads_used']} thread(s)) in {metrics['train_seconds']:.1f} s")
     print(
         f"{metrics['dataset']}: GRU H={metrics['hidden']} x{metrics['layers']} {metrics['variant']}, "
         f"{metrics['params']:,} params, {done}\n"
@@ -195,7 +206,7 @@ def command_bench(args: argparse.Namespace) -> None:
 
 def command_report(args: argparse.Namespace) -> None:
     rows = build_report(Path(args.out), args.datasets, [int(h) for h in args.hidden.split(",")],
-                        args.variants, args.layers, args.epochs)
+                        args.variants, args.layers, args.steps)
     print(markdown_table(rows), end="")
     print(f"wrote {args.out}/report.json, report.md and accuracy_vs_size.png")
 
@@ -343,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--hidden", default="16,32,64", help="comma-separated hidden sizes (default %(default)s)")
     report.add_argument("--variants", type=comma_list(options.VARIANTS), default="reset_after", help="comma-separated (default %(default)s)")
     report.add_argument("--layers", type=int, choices=(1, 2), default=1)
-    report.add_argument("--epochs", type=positive_int, default=options.TrainConfig().epochs)
+    report.add_argument("--steps", type=positive_int, default=None, help="optimizer updates per run (default: the recipe's)")
     report.add_argument("--out", default="runs/report", help="output directory (default %(default)s)")
     report.set_defaults(run=command_report)
 

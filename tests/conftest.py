@@ -25,8 +25,8 @@ def japanese_vowels():
 
 @pytest.fixture(scope="session", params=["reset_after", "reset_before"])
 def small_checkpoint(request, japanese_vowels):
-    """A hidden-16 model on japanese-vowels (variable lengths), a few epochs: fast, not accurate."""
-    checkpoint, _ = train(japanese_vowels, TrainConfig(hidden=16, epochs=4, variant=request.param), progress=False)
+    """A hidden-16 model on japanese-vowels (variable lengths), 60 updates: fast, about 0.83 accurate."""
+    checkpoint, _ = train(japanese_vowels, TrainConfig(hidden=16, steps=60, variant=request.param), progress=False)
     return checkpoint
 
 

@@ -76,9 +76,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def build_report(root: Path, datasets: list[str], hiddens: list[int], variants: list[str], layers: int = 1,
-                 epochs: int = TrainConfig().epochs, progress: bool = True) -> list[dict]:
+                 steps: int | None = None, progress: bool = True) -> list[dict]:
     root = Path(root)
-    rows = [report_row(root, dataset, TrainConfig(hidden=h, layers=layers, variant=v, epochs=epochs), progress)
+    rows = [report_row(root, dataset, TrainConfig(hidden=h, layers=layers, variant=v, steps=steps), progress)
             for dataset, h, v in product(datasets, hiddens, variants)]
     write_json_atomic(root / "report.json", rows)
     write_bytes_atomic(root / "report.md", markdown_table(rows).encode())

@@ -16,7 +16,7 @@ from edgegru.checkpoint import load_checkpoint, save_checkpoint
 from edgegru.data import Dataset, load_dataset
 from edgegru.model import count_parameters
 from edgegru.stages.run_layout import RunLayout, data_digest, file_digest, read_json
-from edgegru.train import TrainConfig, train
+from edgegru.train import RECIPE, TrainConfig, train
 
 
 def finished_training(layout: RunLayout, dataset: Dataset, config: TrainConfig, digest: str) -> dict | None:
@@ -25,6 +25,7 @@ def finished_training(layout: RunLayout, dataset: Dataset, config: TrainConfig, 
     if metrics is None or not layout.checkpoint.is_file():
         return None
     same = (metrics.get("dataset") == dataset.name and metrics.get("data_sha256") == digest
+            and metrics.get("recipe") == RECIPE
             and all(metrics.get(key) == value for key, value in asdict(config).items())
             and metrics.get("checkpoint_sha256") == file_digest(layout.checkpoint))
     return metrics if same else None
