@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgegru.artifact import save_artifact
+from edgegru.artifact import load_artifact, save_artifact
 from edgegru.calibrate import observe
 from edgegru.errors import EdgeGRUError
 from edgegru.quantize import quantize_model
@@ -146,3 +146,24 @@ def test_cli_quantize_export_verify(tmp_path):
     bad = cli("verify", str(run), "--backends", "tflm,coreml")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "unknown coreml; choose from tflm, tflite-runtime, litert-ref, litert, onnxruntime" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def per_tensor(small_checkpoint, japanese_vowels):
+    observations = observe(small_checkpoint.model, japanese_vowels.train, small_checkpoint.normalization)
+    return quantize_model(small_checkpoint, observations, "int8", weights="per-tensor")
+
+
+def test_per_tensor_weights_are_bit_exact_everywhere_and_smaller(per_tensor, quantized, japanese_vowels, tmp_path):
+    """One scale per weight matrix: the .tflite stores one float32 scale and one int64 zero point per
+    weight instead of one per output channel (12 bytes each), and every TFLite runtime stays bit-exact."""
+    for weight, scales in per_tensor.weight_scales.items():
+        assert len(set(scales.tolist())) == 1, weight
+    channels = sum(len(s) for s in per_tensor.weight_scales.values())
+    saved = len(quantized_step_tflite(quantized["int8"])) - len(quantized_step_tflite(per_tensor))
+    assert saved >= 12 * channels - 12 * len(per_tensor.weight_scales)
+    save_artifact(tmp_path, per_tensor)
+    assert load_artifact(tmp_path).weight_granularity == "per-tensor"
+    report = verify(per_tensor, TFLITE_BACKENDS, japanese_vowels.test, max_sequences=120)
+    for name, result in report["backends"].items():
+        assert result["mismatches"] == 0, (name, result)
