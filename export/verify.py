@@ -70,6 +70,7 @@ BACKENDS = {b.name: b for b in (
     Backend("c-host", "double", BOTH, "c", "host"),
     Backend("cortex-m4", "double", BOTH, "c", "cortex-m4"),
     Backend("cortex-m55", "double", BOTH, "c", "cortex-m55"),
+    Backend("litert-arm64", "litert-arm", BOTH, "tflite", "litert-arm64"),  # LiteRT's Arm build under QEMU
 )}
 
 

@@ -20,7 +20,8 @@ from tests.conftest import in_a_fresh_interpreter
 from export.verify import (get_backends, golden_accuracy, golden_trace, onnx_step, tflite_step, verification_streams,
                            verify_backend)
 
-TFLITE_BACKENDS = ["tflm", "tflite-runtime", "litert-ref", "litert"]  # litert: XNNPACK for int8, the host's profile
+# litert: XNNPACK for int8 in the host's profile; litert-arm64: LiteRT's Arm build under QEMU
+TFLITE_BACKENDS = ["tflm", "tflite-runtime", "litert-ref", "litert", "litert-arm64"]
 
 
 def verify(model, backend_names, split, max_sequences):

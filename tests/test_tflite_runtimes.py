@@ -380,11 +380,20 @@ def test_litert_int8_equals_the_xnnpack_profile_of_this_machine(op, seed):
     assert np.array_equal(litert, golden_xnnpack_single_op(single, LITERT_HOST_PROFILE))
 
 
-def test_litert_int8_mul_rounds_ties_its_own_way():
+@pytest.mark.parametrize("op", OPS)
+def test_litert_arm64_int8_equals_the_arm_profile(op):
+    """LiteRT's aarch64 build, XNNPACK on an emulated Neoverse N1 (`make litert-arm64`)."""
+    single = build_single_op(op, "int8", seed=1)
+    arm = load_runner("litert-arm64", single.model).run(single.feeds)["y"]
+    assert np.array_equal(arm, golden_xnnpack_single_op(single, "litert-arm"))
+
+
+@pytest.mark.parametrize("backend", ["litert", "litert-arm64"])
+def test_litert_int8_mul_rounds_ties_its_own_way(backend):
     """MUL at scale 1 x 1 / 2: products 5, 7, -5, -7 are ties.  XNNPACK on x86 (fp32) rounds them to
     even, 2, 4, -2, -4; on Arm (rndnu) up, 3, 4, -2, -3, as TFLite's double rounding does here (its high
     multiply rounds ties up, and no divide follows)."""
-    from export.verify import LITERT_HOST_PROFILE
+    from export.verify import BACKENDS as PROFILES
 
     one, half = TensorQuant(1.0, 0, "int8"), TensorQuant(2.0, 0, "int8")
     b = GraphBuilder("mul ties")
@@ -392,11 +401,12 @@ def test_litert_int8_mul_rounds_ties_its_own_way():
     out = b.tensor("y", [1, 4], np.int8, 2.0, 0)
     b.op("MUL", [x, y], [out])
     feeds = {"a": np.array([[1, 1, -1, -1]], np.int8), "b": np.array([[5, 7, 5, 7]], np.int8)}
-    litert = load_runner("litert", b.finish([x, y], [out])).run(feeds)["y"]
-    expected = {"litert-x86": [[2, 4, -2, -4]], "litert-arm": [[3, 4, -2, -3]]}[LITERT_HOST_PROFILE]
+    litert = load_runner(backend, b.finish([x, y], [out])).run(feeds)["y"]
+    profile = PROFILES[backend].rounding
+    expected = {"litert-x86": [[2, 4, -2, -4]], "litert-arm": [[3, 4, -2, -3]]}[profile]
     assert litert.tolist() == expected
     case = SingleOp("mul", "int8", b"", feeds, [one, one], half)
-    assert golden_xnnpack_single_op(case, LITERT_HOST_PROFILE).tolist() == expected
+    assert golden_xnnpack_single_op(case, profile).tolist() == expected
     assert golden_single_op(case, "double").tolist() == [[3, 4, -2, -3]]
 
 
