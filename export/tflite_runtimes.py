@@ -302,9 +302,13 @@ class _Arm64LiteRTRunner(Runner):
         header = self._child.stdout.readline()
         if not header:
             raise self._died("cannot load the model")
+        model = _parse_model(model_bytes)
+        graph = model.subgraphs[0]
+        self.inputs, self.outputs = _tensor_infos(model, list(graph.inputs)), _tensor_infos(model, list(graph.outputs))
         described = json.loads(header)
-        self.inputs, self.outputs = ([TensorInfo(name, tuple(shape), np.dtype(dtype), 0.0, 0) for name, shape, dtype in
-                                      described[key]] for key in ("inputs", "outputs"))
+        for key, infos in (("inputs", self.inputs), ("outputs", self.outputs)):
+            if described[key] != [[i.name, list(i.shape), i.dtype.name] for i in infos]:
+                raise self._died(f"its {key} {described[key]} are not the model's")
         self._output_bytes = [int(np.prod(i.shape)) * i.dtype.itemsize for i in self.outputs]
 
     def _send(self, data: bytes) -> None:
