@@ -30,8 +30,8 @@ from edgegru.stream_loop import stream
 #   own (`integer_ops.prepare_xnnpack`): FULLY_CONNECTED in float32 (`fp32`), ADD/SUB integer-only
 #   (`xnnpack`), MUL in float32 on x86 and in rndnu fixed point on Arm NEON, LOGISTIC/TANH tables from
 #   the float32 functions.  XNNPACK takes no int16 op: those run in LiteRT's built-in optimized kernels,
-#   which round like its reference kernels except ADD (`single-inputs`).  The Arm profile is written
-#   from XNNPACK's sources; its int16 part assumes Arm's optimized kernels round like x86's.
+#   which round like its reference kernels except ADD (`single-inputs`).  The Arm profile, written from
+#   XNNPACK's sources, is checked on LiteRT's aarch64 build under QEMU (the `litert-arm64` backend).
 _DOUBLE = {"fully_connected": "double", "add": "double", "sub": "double", "mul": "double"}
 _SINGLE = {"fully_connected": "float", "add": "double", "sub": "double", "mul": "double"}
 _XNNPACK_X86 = {"fully_connected": "fp32", "add": "xnnpack", "sub": "xnnpack", "mul": "fp32", "logistic": "xnnpack",
