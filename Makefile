@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Debian packages for the firmware targets: cross compiler, its C library, the emulator, clang.
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang
 
-.PHONY: demo test bench toolchain toolchain-if-possible clean
+.PHONY: demo test bench toolchain toolchain-if-possible litert-arm64 clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,28 @@ toolchain:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
 	fi
 
+# LiteRT's Arm build for the litert-arm64 backend, run by QEMU user mode: an arm64 Debian Python extracted
+# into .arm64/ (no chroot: QEMU reads its files through -L), numpy and ai-edge-litert's aarch64 wheels
+# into .arm64/site, and the /proc/cpuinfo of a Neoverse N1 (QEMU 7.2 would show the host's, and
+# XNNPACK would crash reading it), the core QEMU emulates for it (export/tflite_runtimes.ARM64_CPU).
+ARM64 := .arm64
+ARM64_CPUINFO := processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n
+litert-arm64:
+	@if [ -d $(ARM64)/site/ai_edge_litert ] && command -v qemu-aarch64-static >/dev/null; then \
+	  echo "litert-arm64: $(ARM64) present"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends qemu-user-static mmdebstrap \
+	  && rm -rf $(ARM64).new \
+	  && mmdebstrap -q --variant=extract --arch=arm64 --include=python3,python3-pip,libpython3.11,libstdc++6,libgcc-s1 bookworm $(ARM64).new \
+	  && mkdir -p $(ARM64).new/proc $(ARM64).new/sys/devices/system/cpu \
+	  && printf '$(ARM64_CPUINFO)' > $(ARM64).new/proc/cpuinfo \
+	  && echo 0 > $(ARM64).new/sys/devices/system/cpu/possible && echo 0 > $(ARM64).new/sys/devices/system/cpu/present \
+	  && qemu-aarch64-static -cpu neoverse-n1 -L $(ARM64).new $(ARM64).new/usr/bin/python3 -m pip install -q --no-cache-dir \
+	       --break-system-packages --only-binary :all: --target $(ARM64).new/site numpy==1.26.4 ai-edge-litert==2.3.0 \
+	  && rm -rf $(ARM64) && mv $(ARM64).new $(ARM64); \
+	fi
+
 # The demo tries the same, but a machine without root or apt still runs every other stage.
 toolchain-if-possible:
 	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) toolchain SUDO_FLAGS=-n \
@@ -33,7 +55,7 @@ toolchain-if-possible:
 demo: $(STAMP) toolchain-if-possible
 	$(PY) -m edgegru demo
 
-test: $(STAMP) toolchain
+test: $(STAMP) toolchain litert-arm64
 	$(PY) -m pytest -q
 
 # Every benchmark that exists, on the demo's run (the demo reuses what it finished before).
@@ -41,4 +63,4 @@ bench: demo
 	$(PY) -m edgegru bench
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .hypothesis $(ARM64)

@@ -112,7 +112,8 @@ def print_quant_summary(metrics: dict, run_dir: Path) -> None:
     dynamic = metrics["dynamic_int8_accuracy"]
     error = metrics["state_error_lsb"]
     print(
-        f"{metrics['dataset']} {metrics['scheme']} ({metrics['calibration']} calibration, {metrics['rounding']} rounding): "
+        f"{metrics['dataset']} {metrics['scheme']} ({metrics['calibration']} calibration, {metrics['weights']} weights, "
+        f"{metrics['rounding']} rounding): "
         f"accuracy float {metrics['float_accuracy']:.4f} -> integer {metrics['quant_accuracy']:.4f} "
         f"({metrics['accuracy_drop_pp']:+.2f} pp drop); torch.ao dynamic int8 "
         f"{'n/a (reset_before)' if dynamic is None else f'{dynamic:.4f}'}\n"
@@ -124,7 +125,8 @@ def print_quant_summary(metrics: dict, run_dir: Path) -> None:
 
 
 def command_quantize(args: argparse.Namespace) -> None:
-    metrics = quantize_run(Path(args.run_dir), args.scheme, args.calibration, args.rounding, force=args.force)
+    metrics = quantize_run(Path(args.run_dir), args.scheme, args.calibration, args.rounding, force=args.force,
+                           weights=args.weights)
     print_quant_summary(metrics, Path(args.run_dir))
 
 
@@ -320,7 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--scheme", choices=schemes, default="int8", help="int8, or int16x8 (int16 activations) (default %(default)s)")
     quantize.add_argument("--calibration", choices=options.CALIBRATION_METHODS, default="minmax", help="range estimator (default %(default)s)")
     quantize.add_argument("--rounding", choices=list(options.ROUNDING_PROFILES), default="double",
-                          help="double = TFLite Micro / tflite-runtime reference; single = LiteRT (default %(default)s)")
+                          help="the runtime whose arithmetic measures the accuracy: double = TFLite Micro / "
+                               "tflite-runtime reference; single = LiteRT reference kernels; litert-x86, litert-arm = "
+                               "LiteRT's default (XNNPACK) (default %(default)s)")
+    quantize.add_argument("--weights", choices=options.WEIGHT_GRANULARITIES, default=options.DEFAULT_WEIGHTS,
+                          help="one weight scale per output channel, or per matrix: 12 bytes less per channel in "
+                               "the .tflite (default %(default)s)")
     quantize.add_argument("--force", action="store_true", help="quantize again even if nothing changed")
     quantize.set_defaults(run=command_quantize)
 

@@ -9,6 +9,8 @@ Two requantization roundings exist in the TFLite family:
   half away from zero); TFLite Micro and tflite-runtime's reference kernels.
 - `single`: one 64-bit multiply, add half, arithmetic shift (round half up); LiteRT 2.x
   (TFLITE_SINGLE_ROUNDING).
+XNNPACK (LiteRT's default delegate) has two more: `fp32` (`multiply_by_float32_scale`: a float32
+product rounded to nearest-even) and, for MUL on Arm NEON, `rndnu` (`multiply_rndnu`).
 The 16x8 FULLY_CONNECTED of `double` builds requantizes its int64 accumulator with the multiplier
 reduced to Q15 (`q15_multiplier`, prepared once; `multiply_by_q15_multiplier`).
 
@@ -132,6 +134,26 @@ def multiply_by_double_scale(x, scale) -> np.ndarray:
     requantizes this way, and the golden model reproduces it for that runtime only."""
     product = np.asarray(x, dtype=np.int64).astype(np.float64) * np.asarray(scale, dtype=np.float64)
     return round_half_away_from_zero(product)
+
+
+def multiply_by_float32_scale(x, scale) -> np.ndarray:
+    """XNNPACK's `fp32` requantization: float32(x) times a float32 scale, the product rounded to float32,
+    then to the nearest integer with ties to even (`src/xnnpack/requantization.h`; the qs8-qc8w gemm
+    and qs8-vmul fp32 kernels).  x: integers with |x| < 2^31 (int64 array, or float64 holding them
+    exactly); scale below 256 (XNNPACK refuses larger ones).  Result |.| < 2^39, int64."""
+    product = np.asarray(x).astype(np.float32) * np.asarray(scale, dtype=np.float32)
+    return np.rint(product).astype(np.int64)
+
+
+def multiply_rndnu(x, multiplier, left_pre_shift, post_shift) -> np.ndarray:
+    """XNNPACK's `rndnu` requantization (Arm NEON, `xnn_init_qs8_mul_minmax_rndnu_neon_params`): x shifted
+    left by `left_pre_shift` >= 0 with int32 saturation, a doubling high multiply that truncates
+    (floor(x·multiplier / 2^31); multiplier in [2^30, 2^31)), then a rounding shift right by
+    `post_shift` >= 1 with ties toward +inf.  x: int32 values in int64; result in int32 range."""
+    x = np.asarray(x, dtype=np.int64)
+    shifted = np.clip(x << np.int64(left_pre_shift), INT32_MIN, INT32_MAX)
+    high = (shifted * np.int64(multiplier)) >> 31
+    return (high + (np.int64(1) << (post_shift - 1))) >> post_shift
 
 
 def round_half_away_from_zero(product: np.ndarray) -> np.ndarray:
@@ -267,6 +289,21 @@ def _shifted_product_requantizer(multiplier, total, bound: int, offset, general:
         p += addend
         p >>= shift
         return p
+    return run
+
+
+def float32_scale_requantizer(scale, offset=0) -> Requantizer:
+    """x -> multiply_by_float32_scale(x, scale) + offset, per channel, for int64 arrays or float64 arrays
+    holding the integers exactly (|x| < 2^31)."""
+    scale = np.array(scale, dtype=np.float32)
+    offset = int(offset) if np.ndim(offset) == 0 else np.array(offset, dtype=np.int64)
+
+    def run(x):
+        product = x.astype(np.float32)
+        product *= scale
+        rounded = np.rint(product, out=product).astype(np.int64)
+        rounded += offset
+        return rounded
     return run
 
 

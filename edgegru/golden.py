@@ -4,8 +4,11 @@ It evaluates the step graph (`step_graph.step_ops`) with the TFLite integer kern
 `integer_ops`, vectorized over a batch.  No float is used inside a step; floats appear only when raw
 features are quantized at the input boundary (`quantize_features`).
 
-`rounding` selects how the runtime's requantization rounds (FULLY_CONNECTED, ADD, SUB, MUL): `double`
-(TFLite Micro, tflite-runtime reference kernels) or `single` (LiteRT 2.x).
+`rounding` names the runtime whose arithmetic the step reproduces, a profile of `ROUNDING_PROFILES`:
+`double` (TFLite Micro, tflite-runtime reference kernels), `single` (LiteRT's reference kernels), or
+LiteRT's default path, `litert-x86` and `litert-arm`: int8 ops in XNNPACK, int16 ops in LiteRT's
+built-in optimized kernels.  The profile is applied once, when the step's plan is prepared
+(`integer_kernels`); the step itself only runs the prepared kernels.
 """
 
 from __future__ import annotations
@@ -18,14 +21,37 @@ from edgegru.quantize import QuantizedModel
 from edgegru.step_graph import run_ops
 from edgegru.stream_loop import stream
 
-# How each runtime family rounds, per op kind (measured against the runtimes, see docs/quantization.md):
-# `double` = TFLite Micro and tflite-runtime's reference kernels; `single` = LiteRT 2.x, whose
-# FULLY_CONNECTED rounds once, from a double product acc * real multiplier (`float`), while ADD, SUB
-# and MUL still round twice.
+# How each runtime computes, per activation type and op kind (read from the sources and measured against
+# the runtimes, see docs/quantization.md):
+# - `double`: TFLite Micro and tflite-runtime's reference kernels.
+# - `single`: LiteRT's reference kernels, whose FULLY_CONNECTED rounds once, from a double product
+#   acc * real multiplier (`float`), while ADD, SUB and MUL still round twice.
+# - `litert-x86`, `litert-arm`: LiteRT's default path.  int8 ops run in XNNPACK with parameters of its
+#   own (`integer_ops.prepare_xnnpack`): FULLY_CONNECTED in float32 (`fp32`), ADD/SUB integer-only
+#   (`xnnpack`), MUL in float32 on x86 and in rndnu fixed point on Arm NEON, LOGISTIC/TANH tables from
+#   the float32 functions.  XNNPACK takes no int16 op: those run in LiteRT's built-in optimized kernels,
+#   which round like its reference kernels except ADD (`single-inputs`).  The Arm profile, written from
+#   XNNPACK's sources, is checked on LiteRT's aarch64 build under QEMU (the `litert-arm64` backend).
+_DOUBLE = {"fully_connected": "double", "add": "double", "sub": "double", "mul": "double"}
+_SINGLE = {"fully_connected": "float", "add": "double", "sub": "double", "mul": "double"}
+_XNNPACK_X86 = {"fully_connected": "fp32", "add": "xnnpack", "sub": "xnnpack", "mul": "fp32", "logistic": "xnnpack",
+                "tanh": "xnnpack"}
+_LITERT_OPTIMIZED_INT16 = {**_SINGLE, "add": "single-inputs"}
 ROUNDING_PROFILES = {
-    "double": {"fully_connected": "double", "add": "double", "sub": "double", "mul": "double"},
-    "single": {"fully_connected": "float", "add": "double", "sub": "double", "mul": "double"},
+    "double": {"int8": _DOUBLE, "int16": _DOUBLE},
+    "single": {"int8": _SINGLE, "int16": _SINGLE},
+    "litert-x86": {"int8": _XNNPACK_X86, "int16": _LITERT_OPTIMIZED_INT16},
+    "litert-arm": {"int8": {**_XNNPACK_X86, "mul": "rndnu"}, "int16": _LITERT_OPTIMIZED_INT16},
 }
+
+
+def op_params(model: QuantizedModel, op, rounding: str):
+    """The params op `op`'s kernel runs with under an op rounding: the artifact's, or for XNNPACK's
+    arithmetic the ones XNNPACK derives from the .tflite's float32 scales when it creates the operator."""
+    if rounding not in integer_ops.XNNPACK_ROUNDINGS:
+        return model.op_params[op.output]
+    return integer_ops.prepare_xnnpack(op.kind, rounding, [model.tensors[name] for name in op.inputs],
+                                       model.tensors[op.output], model.weight_scales.get(op.weight), op.output)
 
 
 class IntegerKernels(dict):
@@ -67,15 +93,15 @@ def integer_kernels(model: QuantizedModel, rounding: str) -> IntegerKernels:
     function computes.  Called once per model and rounding; `golden_step` builds it when not given."""
     if rounding not in ROUNDING_PROFILES:
         raise EdgeGRUError(f"unknown rounding '{rounding}'; choose one of {', '.join(ROUNDING_PROFILES)}")
-    profile = ROUNDING_PROFILES[rounding]
     activation = model.scheme_spec.activation
+    profile = ROUNDING_PROFILES[rounding][activation]
     prepared = {kind: {} for kind in ("fully_connected", "add", "sub", "mul", "logistic", "tanh")}
 
     def prepare(op):
         weights = model.weights[op.weight] if op.kind == "fully_connected" else None
         bias = model.biases[op.weight] if op.kind == "fully_connected" else None
-        kernel = integer_ops.prepare_kernel(op.kind, model.op_params[op.output], activation, profile.get(op.kind),
-                                            weights, bias)
+        kernel = integer_ops.prepare_kernel(op.kind, op_params(model, op, profile.get(op.kind)), activation,
+                                            profile.get(op.kind), weights, bias)
         prepared[op.kind][op.output] = kernel
         return kernel
 
@@ -94,8 +120,8 @@ def integer_kernels(model: QuantizedModel, rounding: str) -> IntegerKernels:
             continue
         grouped.add(op.inputs[0])
         run_group = integer_ops.prepare_fully_connected_group(
-            activation, [(model.weights[o.weight], model.biases[o.weight], model.op_params[o.output]) for o in group],
-            profile["fully_connected"])
+            activation, [(model.weights[o.weight], model.biases[o.weight], op_params(model, o, profile["fully_connected"]))
+                         for o in group], profile["fully_connected"])
         plan.append((0, run_group, op.inputs[0], None, tuple(o.output for o in group)))
 
     def unary(kind):

@@ -18,6 +18,7 @@ gathered in `KERNELS`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -25,9 +26,10 @@ from typing import Callable
 import numpy as np
 
 from edgegru.errors import EdgeGRUError
-from edgegru.fixedpoint import (double_scale_requantizer, multiply_by_double_scale, multiply_by_q15_multiplier,
-                                multiply_by_quantized_multiplier, q15_multiplier, q15_requantizer, quantize_multiplier,
-                                requantizer, saturate)
+from edgegru.fixedpoint import (double_scale_requantizer, float32_scale_requantizer, multiply_by_double_scale,
+                                multiply_by_float32_scale, multiply_by_q15_multiplier, multiply_by_quantized_multiplier,
+                                multiply_rndnu, q15_multiplier, q15_requantizer, quantize_multiplier, requantizer,
+                                saturate)
 from edgegru.tensor_quant import Scheme
 
 
@@ -143,16 +145,25 @@ def prepare_add(input1_quant, input2_quant, output_quant, scheme: Scheme) -> Add
                      left_shift, m1, sh1, m2, sh2, mo, sho)
 
 
+# rounding -> (of the two input rescales, of the output rescale).  "single-inputs": LiteRT's optimized
+# int16 ADD (measured: every output of the watch and japanese-vowels streams; its SUB is `double`).
+_INT16_ADD_ROUNDINGS = {"double": ("double", "double"), "single": ("single", "single"),
+                        "single-inputs": ("single", "double")}
+
+
 def _add_or_sub(a, b, params: AddParams, sign: int, dtype, name: str, rounding: str) -> np.ndarray:
+    if rounding not in _INT16_ADD_ROUNDINGS:
+        raise ValueError(f"rounding must be one of {tuple(_INT16_ADD_ROUNDINGS)}, got {rounding!r}")
+    input_rounding, output_rounding = _INT16_ADD_ROUNDINGS[rounding]
     a, b = _require(a, dtype, f"{name} input 1"), _require(b, dtype, f"{name} input 2")
     if a.shape != b.shape:
         raise EdgeGRUError(f"{name}: input shapes differ: {list(a.shape)} vs {list(b.shape)}")
     shifted1 = (a.astype(np.int64) + params.input1_offset) << params.left_shift
     shifted2 = (b.astype(np.int64) + params.input2_offset) << params.left_shift
-    scaled1 = multiply_by_quantized_multiplier(shifted1, params.input1_multiplier, params.input1_shift, rounding)
-    scaled2 = multiply_by_quantized_multiplier(shifted2, params.input2_multiplier, params.input2_shift, rounding)
+    scaled1 = multiply_by_quantized_multiplier(shifted1, params.input1_multiplier, params.input1_shift, input_rounding)
+    scaled2 = multiply_by_quantized_multiplier(shifted2, params.input2_multiplier, params.input2_shift, input_rounding)
     raw = scaled1 + sign * scaled2
-    out = multiply_by_quantized_multiplier(raw, params.output_multiplier, params.output_shift, rounding)
+    out = multiply_by_quantized_multiplier(raw, params.output_multiplier, params.output_shift, output_rounding)
     return saturate(out + params.output_offset, dtype)
 
 
@@ -166,7 +177,8 @@ def sub_int8(a, b, params: AddParams, rounding: str = "double") -> np.ndarray:
 
 
 def add_int16(a, b, params: AddParams, rounding: str = "double") -> np.ndarray:
-    """int16 a + b -> int16 (general scales, pot_scale_int16 = False); a << 15 fits int32 (|·| < 2^31)."""
+    """int16 a + b -> int16 (general scales, pot_scale_int16 = False); a << 15 fits int32 (|·| < 2^31).
+    `rounding` double, single or single-inputs (see `_INT16_ADD_ROUNDINGS`)."""
     return _add_or_sub(a, b, params, +1, np.int16, "add_int16", rounding)
 
 
@@ -347,6 +359,184 @@ def tanh_int16(x, params: Int16ActivationParams) -> np.ndarray:
     return (result >> 8).astype(np.int16)
 
 
+# --- XNNPACK (LiteRT's default delegate): int8 arithmetic of its own -----------------------------
+#
+# LiteRT hands int8 FULLY_CONNECTED, ADD, SUB, MUL, LOGISTIC and TANH to XNNPACK, which derives its own
+# parameters from the .tflite's float32 scales when it creates each operator (float32 arithmetic, in the
+# order written below), and computes with them.  Read from XNNPACK's sources and measured against
+# ai-edge-litert on this machine (docs/quantization.md): `src/operators/fully-connected-nc.c` and the
+# qs8-qc8w gemm fp32 kernels (FULLY_CONNECTED), `src/microparams-init.c` and `src/qs8-vadd`
+# (ADD/SUB), `src/configs/binary-elementwise-config.c` and `src/qs8-vmul` (MUL: fp32 on x86, rndnu on
+# Arm NEON), `src/operators/unary-elementwise-nc.c` and `src/reference/unary-elementwise.cc`
+# (LOGISTIC/TANH tables).  An op whose scales XNNPACK refuses is not delegated; the golden model
+# then has no profile for it and says so.
+
+_F32 = np.float32
+XNNPACK_ROUNDINGS = ("fp32", "xnnpack", "rndnu")  # the op roundings whose params `prepare_xnnpack` derives
+
+
+@dataclass(frozen=True)
+class Fp32FullyConnectedParams:
+    """int8 FULLY_CONNECTED requantized in float32 (XNNPACK qs8-qc8w)."""
+
+    input_offset: int  # -input zero point
+    output_offset: int  # output zero point
+    output_scale_f32: np.ndarray  # float32 [O]: float32(float32(s_in * s_w[c]) / s_out), each < 256
+
+
+@dataclass(frozen=True)
+class XnnpackAddParams:
+    """int8 ADD or SUB (qs8-vadd): out = clamp(((bias + a·a_multiplier + b·b_multiplier) >> shift) + output_zero_point).
+    For SUB, b_multiplier is negative.  Every term fits int32: |multiplier| <= 2^21, bias < 2^30."""
+
+    a_multiplier: int
+    b_multiplier: int
+    shift: int  # in [12, 30]
+    bias: int  # 2^(shift-1) - a_multiplier·zp_a - b_multiplier·zp_b
+    output_zero_point: int
+
+
+@dataclass(frozen=True)
+class Fp32MulParams:
+    """int8 MUL requantized in float32 (qs8-vmul fp32, XNNPACK on x86)."""
+
+    input1_offset: int
+    input2_offset: int
+    output_offset: int
+    scale: float  # float32 value: float32(float32(s1 * s2) / s_out), in [2^-16, 2^8)
+
+
+@dataclass(frozen=True)
+class RndnuMulParams:
+    """int8 MUL with XNNPACK's rndnu fixed point (qs8-vmul rndnu, Arm NEON): the float32 scale's 24-bit
+    mantissa as a Q31 multiplier, and its exponent as a saturating pre-shift left and a rounding
+    post-shift right (`fixedpoint.multiply_rndnu`)."""
+
+    input1_offset: int
+    input2_offset: int
+    output_offset: int
+    multiplier: int  # in [2^30, 2^31 - 128]
+    left_pre_shift: int  # >= 0
+    post_shift: int  # in [1, 15]
+
+
+def _xnnpack_refuses(name: str, what: str) -> EdgeGRUError:
+    return EdgeGRUError(f"{name}: LiteRT's XNNPACK delegate does not take this op ({what}); LiteRT would run it "
+                        f"with another kernel, which the golden model has no profile for")
+
+
+def prepare_fully_connected_fp32(input_quant, weight_scales, output_quant, name: str = "FULLY_CONNECTED"
+                                 ) -> Fp32FullyConnectedParams:
+    scales = (_F32(input_quant.scale) * np.asarray(weight_scales, dtype=_F32)) / _F32(output_quant.scale)
+    if np.any(scales >= 256):
+        raise _xnnpack_refuses(name, "a requantization scale of 256 or more")
+    return Fp32FullyConnectedParams(-int(input_quant.zero_point), int(output_quant.zero_point), scales.astype(_F32))
+
+
+def prepare_add_xnnpack(input1_quant, input2_quant, output_quant, sign: int = +1, name: str = "ADD") -> XnnpackAddParams:
+    """`sign` -1 for SUB: XNNPACK runs SUB as ADD with the second input's scale negated."""
+    a_scale = _F32(input1_quant.scale) / _F32(output_quant.scale)
+    b_scale = _F32(input2_quant.scale) / _F32(output_quant.scale)
+    largest = max(a_scale, b_scale)
+    if min(a_scale, b_scale) < 2.0**-10 or largest >= 2.0**8:
+        raise _xnnpack_refuses(name, "an input-to-output scale ratio outside [2^-10, 2^8)")
+    exponent = math.frexp(float(largest))[1] - 1  # floor(log2(largest)), largest being a normal float32
+    shift = 20 - exponent
+    a_multiplier = round(float(a_scale) * 2.0**shift)  # exact scaling, then ties to even (lrintf)
+    b_multiplier = sign * round(float(b_scale) * 2.0**shift)
+    bias = (1 << (shift - 1)) - a_multiplier * int(input1_quant.zero_point) - b_multiplier * int(input2_quant.zero_point)
+    return XnnpackAddParams(a_multiplier, b_multiplier, shift, bias, int(output_quant.zero_point))
+
+
+def _mul_scale_f32(input1_quant, input2_quant, output_quant, name: str) -> np.float32:
+    scale = (_F32(input1_quant.scale) * _F32(input2_quant.scale)) / _F32(output_quant.scale)
+    if not 2.0**-16 <= scale < 2.0**8:
+        raise _xnnpack_refuses(name, "a product-to-output scale outside [2^-16, 2^8)")
+    return scale
+
+
+def prepare_mul_fp32(input1_quant, input2_quant, output_quant, name: str = "MUL") -> Fp32MulParams:
+    scale = _mul_scale_f32(input1_quant, input2_quant, output_quant, name)
+    return Fp32MulParams(-int(input1_quant.zero_point), -int(input2_quant.zero_point), int(output_quant.zero_point),
+                         float(scale))
+
+
+def prepare_mul_rndnu(input1_quant, input2_quant, output_quant, name: str = "MUL") -> RndnuMulParams:
+    bits = int(np.array(_mul_scale_f32(input1_quant, input2_quant, output_quant, name), dtype=_F32).view(np.uint32))
+    multiplier = ((bits & 0x007FFFFF) | 0x00800000) << 7
+    shift = 127 + 31 - 32 - (bits >> 23)
+    post_shift = max(shift, 1)
+    return RndnuMulParams(-int(input1_quant.zero_point), -int(input2_quant.zero_point), int(output_quant.zero_point),
+                          multiplier, post_shift - shift, post_shift)
+
+
+def _sigmoid_f32(x: np.ndarray) -> np.ndarray:
+    """XNNPACK's reference sigmoid: e = exp(x) in double, e / (1 + e) rounded to float32; 1 above 100, 0
+    below -100."""
+    e = np.exp(x.astype(np.float64))
+    return np.where(x > 100, 1, np.where(x < -100, 0, e / (1 + e))).astype(_F32)
+
+
+def _tanh_f32(x: np.ndarray) -> np.ndarray:
+    """tanh rounded to float32 (XNNPACK's reference calls tanhf)."""
+    return np.tanh(x.astype(np.float64)).astype(_F32)
+
+
+def prepare_activation_xnnpack(kind: str, input_quant, output_quant) -> LookupTableParams:
+    """int8 LOGISTIC or TANH as XNNPACK tabulates it when it creates the operator: x = (q - zp_in) · s_in in
+    float32, f(x) in float32, then nearbyint(f(x) · (1 / s_out) + zp_out) in float32, clamped."""
+    q = np.arange(-128, 128).astype(_F32)
+    x = (q - _F32(input_quant.zero_point)) * _F32(input_quant.scale)
+    y = {"logistic": _sigmoid_f32, "tanh": _tanh_f32}[kind](x)
+    out = np.rint(y * (_F32(1) / _F32(output_quant.scale)) + _F32(output_quant.zero_point))
+    return LookupTableParams(np.clip(out, -128, 127).astype(np.int8))
+
+
+def fully_connected_int8_fp32(x, weights, bias, params: Fp32FullyConnectedParams) -> np.ndarray:
+    """int8 x [B, I] · int8 weights [O, I]ᵀ + int32 bias -> int8 [B, O], requantized in float32."""
+    accumulator = _fully_connected(x, weights, bias, params, "fully_connected_int8_fp32", np.int8, np.int32)
+    return saturate(multiply_by_float32_scale(accumulator, params.output_scale_f32) + params.output_offset, np.int8)
+
+
+def add_int8_xnnpack(a, b, params: XnnpackAddParams) -> np.ndarray:
+    """int8 a + b (or a - b: the sign is in `params.b_multiplier`) -> int8, XNNPACK's qs8-vadd."""
+    a, b = _require(a, np.int8, "add_int8_xnnpack input 1"), _require(b, np.int8, "add_int8_xnnpack input 2")
+    accumulator = params.bias + a.astype(np.int64) * params.a_multiplier + b.astype(np.int64) * params.b_multiplier
+    return saturate((accumulator >> params.shift) + params.output_zero_point, np.int8)
+
+
+def mul_int8_fp32(a, b, params: Fp32MulParams) -> np.ndarray:
+    """int8 a * b -> int8, XNNPACK's qs8-vmul fp32 (x86): the product of offsets (|.| <= 2^16) in float32."""
+    a, b = _require(a, np.int8, "mul_int8_fp32 input 1"), _require(b, np.int8, "mul_int8_fp32 input 2")
+    product = (a.astype(np.int64) + params.input1_offset) * (b.astype(np.int64) + params.input2_offset)
+    return saturate(multiply_by_float32_scale(product, params.scale) + params.output_offset, np.int8)
+
+
+def mul_int8_rndnu(a, b, params: RndnuMulParams) -> np.ndarray:
+    """int8 a * b -> int8, XNNPACK's qs8-vmul rndnu (Arm NEON)."""
+    a, b = _require(a, np.int8, "mul_int8_rndnu input 1"), _require(b, np.int8, "mul_int8_rndnu input 2")
+    product = (a.astype(np.int64) + params.input1_offset) * (b.astype(np.int64) + params.input2_offset)
+    scaled = multiply_rndnu(product, params.multiplier, params.left_pre_shift, params.post_shift)
+    return saturate(scaled + params.output_offset, np.int8)
+
+
+def prepare_xnnpack(kind: str, rounding: str, input_quants: list, output_quant, weight_scales=None,
+                    name: str = "") -> object:
+    """The params XNNPACK derives for one int8 op of `kind` with this `rounding` ("fp32", "xnnpack",
+    "rndnu"), from the tensors' float32 scales, as LiteRT's delegate creates the operator."""
+    if kind == "fully_connected" and rounding == "fp32":
+        return prepare_fully_connected_fp32(input_quants[0], weight_scales, output_quant, name)
+    if kind in ("add", "sub") and rounding == "xnnpack":
+        return prepare_add_xnnpack(*input_quants, output_quant, +1 if kind == "add" else -1, name)
+    if kind == "mul" and rounding == "fp32":
+        return prepare_mul_fp32(*input_quants, output_quant, name)
+    if kind == "mul" and rounding == "rndnu":
+        return prepare_mul_rndnu(*input_quants, output_quant, name)
+    if kind in ("logistic", "tanh") and rounding == "xnnpack":
+        return prepare_activation_xnnpack(kind, input_quants[0], output_quant)
+    raise EdgeGRUError(f"no XNNPACK arithmetic '{rounding}' for op kind '{kind}'")
+
+
 # --- the run functions of each activation type --------------------------------------------------
 
 
@@ -399,13 +589,21 @@ def _checked(array, dtype, name: str) -> np.ndarray:
     return _require(array, dtype, name)
 
 
+# int8 ADD, SUB and MUL with XNNPACK's arithmetic, by (kind, rounding): their params carry everything
+_XNNPACK_BINARY_INT8 = {("add", "xnnpack"): add_int8_xnnpack, ("sub", "xnnpack"): add_int8_xnnpack,
+                        ("mul", "fp32"): mul_int8_fp32, ("mul", "rndnu"): mul_int8_rndnu}
+
+
 @lru_cache(maxsize=64)
 def _int8_binary_table(kind: str, params, rounding: str) -> np.ndarray:
     """An int8 ADD, SUB or MUL on all 65,536 input pairs, flat, indexed by (bits(a) << 8) | bits(b)."""
     values = _every_value(np.int8)
     a, b = np.meshgrid(values, values, indexing="ij")
-    run = {"add": add_int8, "sub": sub_int8, "mul": mul_int8}[kind]
-    return _frozen(np.ascontiguousarray(run(a, b, params, rounding=rounding)).ravel())
+    if (kind, rounding) in _XNNPACK_BINARY_INT8:
+        out = _XNNPACK_BINARY_INT8[kind, rounding](a, b, params)
+    else:
+        out = {"add": add_int8, "sub": sub_int8, "mul": mul_int8}[kind](a, b, params, rounding=rounding)
+    return _frozen(np.ascontiguousarray(out).ravel())
 
 
 @lru_cache(maxsize=32)  # 1 MB each
@@ -437,7 +635,11 @@ def prepare_kernel(kind: str, params, activation: str, rounding: str | None = "d
     """The run function of one op (`kind` as in `Kernels`) of an `activation` ("int8" or "int16") graph,
     prepared once: it takes the op's inputs and returns exactly what `KERNELS[activation].<kind>(inputs...,
     params, [rounding])` (with `weights` and `bias` for a FULLY_CONNECTED) returns, and refuses the same
-    inputs (dtype, shape).  `rounding` is ignored by LOGISTIC and TANH."""
+    inputs (dtype, shape).  `rounding` is ignored by LOGISTIC and TANH.  XNNPACK's int8 arithmetic
+    (`rounding` "fp32", "xnnpack" or "rndnu", with the params of `prepare_xnnpack`) computes what
+    `fully_connected_int8_fp32`, `add_int8_xnnpack`, `mul_int8_fp32` or `mul_int8_rndnu` computes;
+    int16 ADD/SUB also take "single-inputs" (LiteRT's optimized int16 ADD: the inputs rescaled with
+    single rounding, the sum with double)."""
     if activation not in _INPUT_DTYPE:
         raise EdgeGRUError(f"unknown activation type '{activation}'; choose one of {', '.join(_INPUT_DTYPE)}")
     if kind == "fully_connected":
@@ -477,8 +679,8 @@ def prepare_fully_connected_group(activation: str, members: list[tuple], roundin
     modular).  The requantization is the per-channel `fixedpoint.*_requantizer` of the rounding."""
     input_dtype, bias_dtype = _INPUT_DTYPE[activation], _BIAS_DTYPE[activation]
     name = "fully_connected_int8" if activation == "int8" else "fully_connected_int16x8"
-    if rounding not in ("double", "single", "float"):
-        raise ValueError(f"rounding must be one of ('double', 'single', 'float'), got {rounding!r}")
+    if rounding not in ("double", "single", "float", "fp32"):
+        raise ValueError(f"rounding must be one of ('double', 'single', 'float', 'fp32'), got {rounding!r}")
     if not members:
         raise EdgeGRUError(f"{name}: no FULLY_CONNECTED to prepare")
     all_weights, all_biases, offsets, params_list = [], [], [], []
@@ -511,13 +713,15 @@ def prepare_fully_connected_group(activation: str, members: list[tuple], roundin
                                     for p, w in zip(params_list, all_weights)])
     if rounding == "float":
         requantize = double_scale_requantizer(concatenated("output_scale").astype(np.float64), output_offset)
+    elif rounding == "fp32":
+        requantize = float32_scale_requantizer(concatenated("output_scale_f32"), output_offset)
     elif rounding == "double" and activation == "int16":
         requantize = q15_requantizer(concatenated("output_multiplier_q15"), concatenated("output_shift"), bound,
                                      output_offset)
     else:
         requantize = requantizer(concatenated("output_multiplier"), concatenated("output_shift"), rounding, bound,
                                  output_offset)
-    float_source = rounding == "float"
+    float_source = rounding in ("float", "fp32")
     low, high = int(np.iinfo(input_dtype).min), int(np.iinfo(input_dtype).max)
 
     if exact_in_float:
@@ -552,8 +756,10 @@ def _prepared_binary(kind: str, activation: str, params, rounding: str) -> Calla
     then the fused output requantization; int16 MUL: the product, then the fused requantization."""
     dtype = _INPUT_DTYPE[activation]
     name = f"{kind}_{activation}"
-    if rounding not in ("double", "single"):
-        raise ValueError(f"rounding must be one of ('double', 'single'), got {rounding!r}")
+    int16_add = activation == "int16" and kind in ("add", "sub")
+    known = ("double", "single", "single-inputs") if int16_add else ("double", "single")
+    if not (rounding in known or (activation == "int8" and (kind, rounding) in _XNNPACK_BINARY_INT8)):
+        raise ValueError(f"rounding {rounding!r} is not one for {name}")
     name1, name2 = f"{name} input 1", f"{name} input 2"
 
     def checked_pair(a, b):
@@ -573,9 +779,10 @@ def _prepared_binary(kind: str, activation: str, params, rounding: str) -> Calla
 
     unsigned = _UNSIGNED[dtype]
     if kind in ("add", "sub"):
-        scaled1, scaled2 = _int16_add_input_tables(params, +1 if kind == "add" else -1, rounding)
+        input_rounding, output_rounding = _INT16_ADD_ROUNDINGS[rounding]
+        scaled1, scaled2 = _int16_add_input_tables(params, +1 if kind == "add" else -1, input_rounding)
         bound = int(np.abs(scaled1).max()) + int(np.abs(scaled2).max())
-        finish = _saturating(requantizer(params.output_multiplier, params.output_shift, rounding, bound,
+        finish = _saturating(requantizer(params.output_multiplier, params.output_shift, output_rounding, bound,
                                          params.output_offset), dtype)
 
         def run(a, b):

@@ -19,8 +19,8 @@ from edgegru.checkpoint import Checkpoint
 from edgegru.data import Normalization
 from edgegru.errors import EdgeGRUError
 from edgegru.fixedpoint import quantize_multiplier
-from edgegru.tensor_quant import (Scheme, TensorQuant, get_scheme, quantize_bias, quantize_weight,
-                                  tensor_quant_from_range)
+from edgegru.tensor_quant import (DEFAULT_WEIGHTS, Scheme, TensorQuant, get_scheme, quantize_bias, quantize_weight,
+                                  tensor_quant_from_range, weight_scales)
 from edgegru.step_graph import Op, float_weights, state_names, step_ops, tensor_widths
 
 # Bits (sign included) every FULLY_CONNECTED accumulator must fit, in both schemes.  int8: the int32
@@ -62,6 +62,11 @@ class QuantizedModel:
         """Element count of every tensor of the step graph (per batch row), from the config."""
         return tensor_widths(self.config, self.ops)
 
+    @property
+    def weight_granularity(self) -> str:
+        """`per-channel` or `per-tensor` weight scales (artifacts written before the choice existed: per-channel)."""
+        return self.meta.get("weights", DEFAULT_WEIGHTS)
+
     def weight_bytes(self) -> int:
         """Bytes of the integer parameters: int8 weights plus int32/int64 biases."""
         return sum(w.nbytes for w in self.weights.values()) + sum(b.nbytes for b in self.biases.values())
@@ -95,6 +100,25 @@ def choose_tensor_quants(ops: list[Op], observations: dict[str, Observation], sc
     return quants
 
 
+def _nearest_agreeing_float32(value: float, agrees, what: str) -> float:
+    """The float32 nearest `value` (searching outward, about one ulp per step) for which `agrees(candidate)`."""
+    for k in range(200_000):
+        offset = (k + 1) // 2 * (1 if k % 2 else -1)  # 0, +1, -1, +2, -2, ...
+        candidate = np.float32(value * (1.0 + offset * 2.0**-23))
+        if agrees(candidate):
+            return float(candidate)
+    raise EdgeGRUError(f"no float32 {what} near {value} gives one multiplier in every runtime")
+
+
+def _same_multiplier(s1, s2, s_out, float32_quotient: bool) -> bool:
+    """Whether s1 * s2 / s_out gives one fixed-point multiplier computed in double (TFLite Micro) and with
+    the product s1 * s2 in float32, the quotient too if `float32_quotient` (tflite-runtime: its int16 MUL
+    divides in float32, its per-tensor FULLY_CONNECTED in double)."""
+    a, b, c = np.float32(s1), np.float32(s2), np.float32(s_out)
+    quotient = np.float32(a * b) / c if float32_quotient else float(np.float32(a * b)) / float(c)
+    return quantize_multiplier(float(a) * float(b) / float(c)) == quantize_multiplier(float(quotient))
+
+
 def mul_output_scale(s1: float, s2: float, s_out: float) -> float:
     """The float32 scale nearest `s_out` for which s1 * s2 / s_out gives the same fixed-point multiplier
     whether computed in double (TFLite Micro) or in float32 (tflite-runtime's int16 MUL).
@@ -102,13 +126,17 @@ def mul_output_scale(s1: float, s2: float, s_out: float) -> float:
     Moving the scale by a few float32 ulps (relative 1e-7 each) costs nothing in accuracy and makes
     every runtime compute the same MUL; without it the two runtimes differ by 1 LSB now and then.
     """
-    a, b = np.float32(s1), np.float32(s2)
-    for k in range(200_000):
-        offset = (k + 1) // 2 * (1 if k % 2 else -1)  # 0, +1, -1, +2, -2, ...
-        candidate = np.float32(s_out * (1.0 + offset * 2.0**-23))
-        if quantize_multiplier(float(a) * float(b) / float(candidate)) == quantize_multiplier(float(np.float32(a * b) / candidate)):
-            return float(candidate)
-    raise EdgeGRUError(f"no float32 MUL output scale near {s_out} gives one multiplier in every runtime")
+    return _nearest_agreeing_float32(s_out, lambda c: _same_multiplier(s1, s2, c, True), "MUL output scale")
+
+
+def per_tensor_weight_scale(s_in: float, s_w: float, s_out: float) -> float:
+    """The float32 weight scale nearest `s_w` for which a per-tensor FULLY_CONNECTED's s_in * s_w / s_out gives
+    one multiplier in every runtime (tflite-runtime takes the product s_in * s_w in float32 there).
+
+    The output scale cannot do it (it moves both products alike); the weight scale changes the product
+    itself, and about one candidate in a few hundred makes it (nearly) exact in float32: a relative
+    move of about 1e-5 at most, far below the weights' own rounding."""
+    return _nearest_agreeing_float32(s_w, lambda w: _same_multiplier(s_in, w, s_out, False), "per-tensor weight scale")
 
 
 def accumulator_bound(weight: np.ndarray, bias: np.ndarray, input_quant: TensorQuant) -> int:
@@ -120,23 +148,27 @@ def accumulator_bound(weight: np.ndarray, bias: np.ndarray, input_quant: TensorQ
 
 
 def quantize_model(checkpoint: Checkpoint, observations: dict[str, Observation], scheme_name: str,
-                   calibration: str = "minmax") -> QuantizedModel:
-    """Quantize `checkpoint` with ranges from `observations` (see `calibrate.observe`)."""
+                   calibration: str = "minmax", weights: str = DEFAULT_WEIGHTS) -> QuantizedModel:
+    """Quantize `checkpoint` with ranges from `observations` (see `calibrate.observe`); `weights` is the
+    weight scales' granularity (`tensor_quant.WEIGHT_GRANULARITIES`), kept in `meta["weights"]`."""
     scheme = get_scheme(scheme_name)
     config = checkpoint.model.config.as_dict()
     ops = step_ops(config["variant"], config["layers"])
     quants = choose_tensor_quants(ops, observations, scheme, calibration, config["layers"])
     floats = float_weights(checkpoint.model)
-    weights, weight_scales, biases, op_params = {}, {}, {}, {}
+    int_weights, scales, biases, op_params = {}, {}, {}, {}
     largest_bound = 0
     for op in ops:
         inputs = [quants[name] for name in op.inputs]
         out = quants[op.output]
         if op.kind == "fully_connected":
             w, b = floats[op.weight]
-            weights[op.weight], weight_scales[op.weight] = quantize_weight(w)
-            biases[op.weight] = quantize_bias(b, inputs[0].scale, weight_scales[op.weight], scheme.bias)
-            bound = accumulator_bound(weights[op.weight], biases[op.weight], inputs[0])
+            scales[op.weight] = weight_scales(w, weights)
+            if weights == "per-tensor":
+                scales[op.weight][:] = per_tensor_weight_scale(inputs[0].scale, scales[op.weight][0], out.scale)
+            int_weights[op.weight] = quantize_weight(w, scales[op.weight])
+            biases[op.weight] = quantize_bias(b, inputs[0].scale, scales[op.weight], scheme.bias)
+            bound = accumulator_bound(int_weights[op.weight], biases[op.weight], inputs[0])
             largest_bound = max(largest_bound, bound)
             if bound >= 2 ** (ACCUMULATOR_BITS - 1):
                 raise EdgeGRUError(
@@ -144,7 +176,7 @@ def quantize_model(checkpoint: Checkpoint, observations: dict[str, Observation],
                     f"this model cannot be quantized safely with scheme {scheme.name} (retrain with weight decay "
                     f"or a smaller input range)")
             op_params[op.output] = integer_ops.prepare_fully_connected(
-                inputs[0], weight_scales[op.weight], out, scheme)
+                inputs[0], scales[op.weight], out, scheme)
         elif op.kind in ("add", "sub"):
             op_params[op.output] = integer_ops.prepare_add(inputs[0], inputs[1], out, scheme)
         elif op.kind == "mul":
@@ -154,8 +186,9 @@ def quantize_model(checkpoint: Checkpoint, observations: dict[str, Observation],
         elif op.kind == "tanh":
             op_params[op.output] = integer_ops.prepare_tanh(inputs[0], out, scheme)
     return QuantizedModel(
-        scheme=scheme.name, calibration=calibration, config=config, tensors=quants, weights=weights,
-        weight_scales=weight_scales, biases=biases, op_params=op_params,
+        scheme=scheme.name, calibration=calibration, config=config, tensors=quants, weights=int_weights,
+        weight_scales=scales, biases=biases, op_params=op_params,
         normalization=checkpoint.normalization, class_names=list(checkpoint.class_names),
-        meta={"dataset": checkpoint.dataset, "max_accumulator_bits": int(largest_bound).bit_length() + 1},
+        meta={"dataset": checkpoint.dataset, "max_accumulator_bits": int(largest_bound).bit_length() + 1,
+              "weights": weights},
     )

@@ -17,6 +17,10 @@ import numpy as np
 from edgegru.errors import EdgeGRUError
 
 WEIGHT_MAX = 127  # int8 weights use [-127, 127] so that negation never overflows
+# One scale per output channel (the default), or one per weight matrix: 12 bytes less per channel in a
+# .tflite (its float32 scale and int64 zero point), for some precision.
+WEIGHT_GRANULARITIES = ("per-channel", "per-tensor")
+DEFAULT_WEIGHTS = "per-channel"
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,19 @@ def tensor_quant_from_range(low: float, high: float, scheme: Scheme) -> TensorQu
     return TensorQuant(scale, zero_point, scheme.activation)
 
 
-def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Float [O, I] -> (int8 [O, I] in [-127, 127], per-output-channel scales [O] float64)."""
-    peak = np.abs(w).max(axis=1)
-    scales = np.where(peak > 0, peak / WEIGHT_MAX, 1.0).astype(np.float32).astype(np.float64)
-    return np.clip(np.round(w / scales[:, None]), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8), scales
+def weight_scales(w: np.ndarray, granularity: str = DEFAULT_WEIGHTS) -> np.ndarray:
+    """Float [O, I] -> per-output-channel scales [O] (float64 holding float32 values) mapping each row's
+    largest magnitude to 127.  `per-tensor`: one scale for the whole matrix, repeated for every channel
+    (every kernel reads per-channel scales; the .tflite then stores one)."""
+    if granularity not in WEIGHT_GRANULARITIES:
+        raise EdgeGRUError(f"unknown weight granularity '{granularity}'; choose one of {', '.join(WEIGHT_GRANULARITIES)}")
+    peak = np.abs(w).max(axis=1) if granularity == "per-channel" else np.full(len(w), np.abs(w).max())
+    return np.where(peak > 0, peak / WEIGHT_MAX, 1.0).astype(np.float32).astype(np.float64)
+
+
+def quantize_weight(w: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Float [O, I] at per-channel scales [O] -> int8 [O, I] in [-127, 127]."""
+    return np.clip(np.round(w / scales[:, None]), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
 
 
 def quantize_bias(b: np.ndarray, input_scale: float, weight_scales: np.ndarray, dtype: str) -> np.ndarray:

@@ -44,12 +44,16 @@ def quantized_step_tflite(model: QuantizedModel) -> bytes:
         inputs = [index[name] for name in op.inputs]
         if op.kind == "fully_connected":
             weight, weight_scales, bias = model.weights[op.weight], model.weight_scales[op.weight], model.biases[op.weight]
-            inputs.append(builder.tensor(f"{op.weight}.weight", weight.shape, np.int8, scale=weight_scales.tolist(),
+            scales = weight_scales.tolist() if model.weight_granularity == "per-channel" else float(weight_scales[0])
+            inputs.append(builder.tensor(f"{op.weight}.weight", weight.shape, np.int8, scale=scales,
                                          zero_point=0, quantized_dimension=0, data=weight))
-            # The bias is stored without quantization parameters: every runtime reads only its integers
-            # (at scale s_in * s_w[c], see docs/quantization.md), and per-channel int64 zero points
-            # would add 16 bytes per channel.
-            inputs.append(builder.tensor(f"{op.weight}.bias", bias.shape, bias.dtype, data=bias))
+            # The bias gets one scale, s_in * s_w[0], and zero point 0: every runtime reads only its
+            # integers (at scale s_in * s_w[c], see docs/quantization.md), but LiteRT's XNNPACK delegate
+            # refuses a FULLY_CONNECTED whose bias has no quantization at all, and per-channel ones would
+            # add 12 bytes per channel.
+            inputs.append(builder.tensor(f"{op.weight}.bias", bias.shape, bias.dtype, data=bias,
+                                         scale=float(np.float32(model.tensors[op.inputs[0]].scale * weight_scales[0])),
+                                         zero_point=0))
         builder.op(op.kind, inputs, [index[op.output]])
     return builder.finish(*_io_order(config, index))
 

@@ -5,6 +5,8 @@ Backends (docs/runtimes.md says how each rounds):
   "litert-ref"      ai_edge_litert.interpreter, reference kernels (OpResolverType.BUILTIN_REF)
   "tflite-runtime"  tflite_runtime.interpreter, reference kernels (BUILTIN_REF), pip tflite-runtime (numpy<2)
   "tflm"            TensorFlow Lite Micro's Python interpreter, pip tflite-micro
+  "litert-arm64"    ai-edge-litert's aarch64 build, default kernels, in an arm64 Python under QEMU user mode
+                    (`make litert-arm64` prepares it in ARM64_ROOT; `export/litert_child.py` runs there)
 
 `load_runner(backend, model_bytes)` validates the bytes first (`check_tflite_bytes`), then returns a
 `Runner` with `.inputs` / `.outputs` (lists of `TensorInfo`: name, shape, dtype, scale, zero point)
@@ -15,12 +17,16 @@ their real reasons on the C-level stderr, which is captured (file descriptor 2) 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +35,16 @@ from edgegru.errors import EdgeGRUError
 __all__ = ["BACKENDS", "TensorInfo", "Runner", "check_tflite_bytes", "load_runner",
            "TFLM_MIN_ARENA", "TFLM_MAX_ARENA"]
 
-BACKENDS = ("litert", "litert-ref", "tflite-runtime", "tflm")
+BACKENDS = ("litert", "litert-ref", "tflite-runtime", "tflm", "litert-arm64")
+
+# An arm64 Debian Python with numpy and ai-edge-litert in site/, made by `make litert-arm64`; QEMU user
+# mode runs it (QEMU 7.2 shows the host's /proc/cpuinfo, so the root holds an Arm one for XNNPACK).
+ARM64_ROOT = Path(os.environ.get("EDGEGRU_ARM64_ROOT", Path(__file__).resolve().parent.parent / ".arm64"))
+_LITERT_CHILD = Path(__file__).resolve().parent / "litert_child.py"
+# The emulated core, matching the root's /proc/cpuinfo: a Neoverse N1 (the Cortex-A76 family of phone
+# cores, with the dot product).  With QEMU 7.2's "max" core XNNPACK picks FULLY_CONNECTED kernels that
+# come out wrong by up to 255 LSB; a core without the dot product meets an illegal instruction.
+ARM64_CPU = "neoverse-n1"
 
 # TFLM's arena: under about 464 bytes it segfaults at once, and a little too small an arena can
 # segfault too (a two-layer GRU step: clean errors at 6 and 8.5-11 KiB, a crash at 8 KiB, fine from
@@ -268,6 +283,64 @@ class _TflmRunner(Runner):
         return result
 
 
+class _Arm64LiteRTRunner(Runner):
+    """LiteRT's aarch64 build in a child process under QEMU user mode (`litert_child.py`), kept running:
+    each `run` is one request on its stdin and one answer on its stdout."""
+
+    def __init__(self, model_bytes: bytes):
+        self.backend = "litert-arm64"
+        qemu, python = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64"), ARM64_ROOT / "usr/bin/python3"
+        if qemu is None or not python.is_file() or not (ARM64_ROOT / "site" / "ai_edge_litert").is_dir():
+            raise EdgeGRUError(f"backend 'litert-arm64' needs QEMU user mode and an arm64 Python with ai-edge-litert in "
+                               f"{ARM64_ROOT}; run `make litert-arm64`")
+        self._stderr = tempfile.TemporaryFile()
+        self._child = subprocess.Popen(
+            [qemu, "-cpu", ARM64_CPU, "-L", str(ARM64_ROOT), str(python), str(_LITERT_CHILD)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            env={**os.environ, "PYTHONPATH": str(ARM64_ROOT / "site"), "OMP_NUM_THREADS": "1"})
+        self._send(struct.pack("<Q", len(model_bytes)) + model_bytes)
+        header = self._child.stdout.readline()
+        if not header:
+            raise self._died("cannot load the model")
+        model = _parse_model(model_bytes)
+        graph = model.subgraphs[0]
+        self.inputs, self.outputs = _tensor_infos(model, list(graph.inputs)), _tensor_infos(model, list(graph.outputs))
+        described = json.loads(header)
+        for key, infos in (("inputs", self.inputs), ("outputs", self.outputs)):
+            if described[key] != [[i.name, list(i.shape), i.dtype.name] for i in infos]:
+                raise self._died(f"its {key} {described[key]} are not the model's")
+        self._output_bytes = [int(np.prod(i.shape)) * i.dtype.itemsize for i in self.outputs]
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._child.stdin.write(data)
+            self._child.stdin.flush()
+        except BrokenPipeError:
+            raise self._died("the child ended") from None
+
+    def _died(self, what: str) -> EdgeGRUError:
+        self._child.kill()
+        self._child.wait()
+        self._stderr.seek(0)
+        return EdgeGRUError(f"litert-arm64: {what}; it says: {_reason(self._stderr.read().decode(errors='replace'))}")
+
+    def _run(self, arrays):
+        self._send(b"".join(array.tobytes() for array in arrays))
+        results = []
+        for info, size in zip(self.outputs, self._output_bytes):
+            data = self._child.stdout.read(size)
+            if len(data) != size:
+                raise self._died("invoke failed")
+            results.append(np.frombuffer(data, dtype=info.dtype).reshape(info.shape))
+        return results
+
+    def __del__(self):
+        child = getattr(self, "_child", None)
+        if child is not None and child.poll() is None:
+            child.stdin.close()
+            child.wait(timeout=30)
+
+
 # --- loading ----------------------------------------------------------------------------------
 
 
@@ -362,4 +435,6 @@ def load_runner(backend: str, model_bytes: bytes, *, tflm_arena_size: int | None
     model_bytes = bytes(model_bytes)
     if backend == "tflm":
         return _load_tflm(model_bytes, _parse_model(model_bytes), tflm_arena_size)
+    if backend == "litert-arm64":
+        return _Arm64LiteRTRunner(model_bytes)
     return _load_interpreter(backend, model_bytes)

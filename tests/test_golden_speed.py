@@ -14,7 +14,9 @@ from edgegru.fixedpoint import (
     INT32_MAX,
     INT32_MIN,
     double_scale_requantizer,
+    float32_scale_requantizer,
     multiply_by_double_scale,
+    multiply_by_float32_scale,
     multiply_by_q15_multiplier,
     multiply_by_quantized_multiplier,
     q15_requantizer,
@@ -27,6 +29,7 @@ from edgegru.golden import (
     golden_step_function,
     initial_states,
     integer_kernels,
+    op_params,
 )
 from edgegru.step_graph import run_ops
 
@@ -34,19 +37,32 @@ SCHEMES = ("int8", "int16x8")
 CASES = settings(max_examples=400, deadline=None, derandomize=True)
 
 
+# the plain int8 kernels of XNNPACK's arithmetic, by (op kind, op rounding)
+XNNPACK_KERNELS = {
+    ("fully_connected", "fp32"): lambda x, w, b, p: integer_ops.fully_connected_int8_fp32(x, w, b, p),
+    ("add", "xnnpack"): integer_ops.add_int8_xnnpack, ("sub", "xnnpack"): integer_ops.add_int8_xnnpack,
+    ("mul", "fp32"): integer_ops.mul_int8_fp32, ("mul", "rndnu"): integer_ops.mul_int8_rndnu,
+}
+
+
 def reference_kernels(model, rounding):
-    """The golden step's kernels as the plain `integer_ops.KERNELS` calls, params read per call."""
-    r = ROUNDING_PROFILES[rounding]
-    p = model.op_params
+    """The golden step's kernels as the plain `integer_ops.KERNELS` calls (or XNNPACK's plain kernels),
+    params read per call."""
+    r = ROUNDING_PROFILES[rounding][model.scheme_spec.activation]
     k = integer_ops.KERNELS[model.scheme_spec.activation]
+
+    def plain(kind):
+        if (kind, r.get(kind)) in XNNPACK_KERNELS:
+            return lambda op, *inputs: XNNPACK_KERNELS[kind, r[kind]](*inputs, op_params(model, op, r[kind]))
+        return lambda op, *inputs: getattr(k, kind)(*inputs, op_params(model, op, r[kind]), rounding=r[kind])
+
+    def fully_connected(op, x):
+        return plain("fully_connected")(op, x, model.weights[op.weight], model.biases[op.weight])
+
     return {
-        "fully_connected": lambda op, x: k.fully_connected(x, model.weights[op.weight], model.biases[op.weight],
-                                                           p[op.output], rounding=r["fully_connected"]),
-        "add": lambda op, a, b: k.add(a, b, p[op.output], rounding=r["add"]),
-        "sub": lambda op, a, b: k.sub(a, b, p[op.output], rounding=r["sub"]),
-        "mul": lambda op, a, b: k.mul(a, b, p[op.output], rounding=r["mul"]),
-        "logistic": lambda op, a: k.logistic(a, p[op.output]),
-        "tanh": lambda op, a: k.tanh(a, p[op.output]),
+        "fully_connected": fully_connected, "add": plain("add"), "sub": plain("sub"), "mul": plain("mul"),
+        "logistic": lambda op, a: k.logistic(a, op_params(model, op, r.get("logistic"))),
+        "tanh": lambda op, a: k.tanh(a, op_params(model, op, r.get("tanh"))),
     }
 
 
@@ -245,6 +261,14 @@ def test_double_scale_requantizer_equals_the_primitive(x, scale, offset):
     halves = np.arange(-40, 41, dtype=np.int64)  # exact ties at scale 0.5
     assert np.array_equal(double_scale_requantizer(0.5)(halves.astype(np.float64)),
                           multiply_by_double_scale(halves, 0.5))
+
+
+@CASES
+@given(st.integers(-(2**31), 2**31 - 1), st.floats(2.0**-16, 255.0, width=32), st.integers(-128, 127))
+def test_float32_scale_requantizer_equals_the_primitive(x, scale, offset):
+    expected = int(multiply_by_float32_scale(x, scale)) + offset
+    assert int(float32_scale_requantizer(scale, offset)(np.array([x]))[0]) == expected
+    assert int(float32_scale_requantizer(scale, offset)(np.array([float(x)]))[0]) == expected
 
 
 # --- the long-stream benchmark ----------------------------------------------------------------------

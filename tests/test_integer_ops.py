@@ -134,3 +134,20 @@ def test_logistic_and_tanh_refuse_an_output_the_runtimes_do_not_compute():
         scale, zero_point = scheme.tanh_output
         with pytest.raises(EdgeGRUError, match="output must have scale"):
             prepare_tanh(q_in, TensorQuant(scale * 2, zero_point, scheme.activation), scheme)
+
+
+def test_xnnpack_params_refuse_what_the_delegate_does_not_take():
+    """Outside XNNPACK's limits LiteRT runs the op in another kernel, which no golden profile describes."""
+    from edgegru import integer_ops
+
+    def q(scale):
+        return TensorQuant(scale, 0, "int8")
+
+    with pytest.raises(EdgeGRUError, match="l0.r_pre: LiteRT's XNNPACK delegate does not take this op"):
+        integer_ops.prepare_add_xnnpack(q(1.0), q(0.01), q(0.001), name="l0.r_pre")  # ratio 1000 >= 2^8
+    with pytest.raises(EdgeGRUError, match="product-to-output scale"):
+        integer_ops.prepare_mul_fp32(q(1.0), q(1.0), q(0.001))
+    with pytest.raises(EdgeGRUError, match="requantization scale of 256"):
+        integer_ops.prepare_fully_connected_fp32(q(1.0), [1.0, 0.5], q(0.001))
+    params = integer_ops.prepare_add_xnnpack(q(0.02), q(0.01), q(0.04))  # ratios 0.5 and 0.25: shift 21
+    assert (params.shift, params.a_multiplier, params.b_multiplier) == (21, 2**20, 2**19)

@@ -228,3 +228,32 @@ def test_quantization_is_deterministic_across_processes(tmp_path, digits):
             assert a.files == b.files and len(a.files) > 6
             for key in a.files:
                 assert a[key].dtype == b[key].dtype and a[key].tobytes() == b[key].tobytes(), key
+
+
+def test_per_tensor_weight_scale_gives_one_multiplier_in_every_runtime():
+    """tflite-runtime's per-tensor FULLY_CONNECTED takes s_in * s_w in float32; the chosen weight scale makes
+    that product give the multiplier of the double product, and moves s_w by far less than a weight LSB."""
+    from edgegru.fixedpoint import quantize_multiplier
+    from edgegru.quantize import per_tensor_weight_scale
+
+    rng = np.random.default_rng(3)
+    differed = 0
+    for _ in range(50):
+        s_in, s_w, s_out = (float(np.float32(v)) for v in 10 ** rng.uniform(-3, -1, 3))
+        product32 = float(np.float32(np.float32(s_in) * np.float32(s_w)))
+        differed += quantize_multiplier(s_in * s_w / s_out) != quantize_multiplier(product32 / s_out)
+        chosen = per_tensor_weight_scale(s_in, s_w, s_out)
+        chosen32 = float(np.float32(np.float32(s_in) * np.float32(chosen)))
+        assert quantize_multiplier(s_in * chosen / s_out) == quantize_multiplier(chosen32 / s_out)
+        assert abs(chosen - s_w) <= 1e-4 * s_w
+    assert differed > 25  # without the choice, most scales disagree
+
+
+def test_per_tensor_weights_share_one_scale_per_matrix(small_checkpoint, japanese_vowels):
+    observations = observe(small_checkpoint.model, japanese_vowels.train, small_checkpoint.normalization)
+    model = quantize_model(small_checkpoint, observations, "int8", weights="per-tensor")
+    assert model.weight_granularity == "per-tensor"
+    for name, scales in model.weight_scales.items():
+        assert len(set(scales.tolist())) == 1 and np.abs(model.weights[name]).max() <= 127, name
+    with pytest.raises(EdgeGRUError, match="unknown weight granularity 'per-row'"):
+        quantize_model(small_checkpoint, observations, "int8", weights="per-row")

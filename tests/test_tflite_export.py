@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgegru.artifact import save_artifact
+from edgegru.artifact import load_artifact, save_artifact
 from edgegru.calibrate import observe
 from edgegru.errors import EdgeGRUError
 from edgegru.quantize import quantize_model
@@ -20,7 +20,8 @@ from tests.conftest import in_a_fresh_interpreter
 from export.verify import (get_backends, golden_accuracy, golden_trace, onnx_step, tflite_step, verification_streams,
                            verify_backend)
 
-REFERENCE_BACKENDS = ["tflm", "tflite-runtime", "litert-ref"]
+# litert: XNNPACK for int8 in the host's profile; litert-arm64: LiteRT's Arm build under QEMU
+TFLITE_BACKENDS = ["tflm", "tflite-runtime", "litert-ref", "litert", "litert-arm64"]
 
 
 def verify(model, backend_names, split, max_sequences):
@@ -41,13 +42,11 @@ def verify(model, backend_names, split, max_sequences):
 
 
 @pytest.mark.parametrize("scheme", ["int8", "int16x8"])
-def test_reference_runtimes_are_bit_exact(quantized, japanese_vowels, scheme):
-    report = verify(quantized[scheme], REFERENCE_BACKENDS + ["litert"], japanese_vowels.test, max_sequences=60)
-    for name in REFERENCE_BACKENDS:
+def test_every_tflite_runtime_is_bit_exact(quantized, japanese_vowels, scheme):
+    report = verify(quantized[scheme], TFLITE_BACKENDS, japanese_vowels.test, max_sequences=120)
+    for name in TFLITE_BACKENDS:
         result = report["backends"][name]
-        assert result["elements"] > 60 * 7 * 16 and result["mismatches"] == 0, (name, result)
-    xnnpack = report["backends"]["litert"]
-    assert abs(xnnpack["accuracy"] - report["golden_accuracy"]["single"]) <= 0.05
+        assert result["elements"] > 120 * 7 * 16 and result["mismatches"] == 0, (name, result)
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +147,24 @@ def test_cli_quantize_export_verify(tmp_path):
     bad = cli("verify", str(run), "--backends", "tflm,coreml")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "unknown coreml; choose from tflm, tflite-runtime, litert-ref, litert, onnxruntime" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def per_tensor(small_checkpoint, japanese_vowels):
+    observations = observe(small_checkpoint.model, japanese_vowels.train, small_checkpoint.normalization)
+    return quantize_model(small_checkpoint, observations, "int8", weights="per-tensor")
+
+
+def test_per_tensor_weights_are_bit_exact_everywhere_and_smaller(per_tensor, quantized, japanese_vowels, tmp_path):
+    """One scale per weight matrix: the .tflite stores one float32 scale and one int64 zero point per
+    weight instead of one per output channel (12 bytes each), and every TFLite runtime stays bit-exact."""
+    for weight, scales in per_tensor.weight_scales.items():
+        assert len(set(scales.tolist())) == 1, weight
+    channels = sum(len(s) for s in per_tensor.weight_scales.values())
+    saved = len(quantized_step_tflite(quantized["int8"])) - len(quantized_step_tflite(per_tensor))
+    assert saved >= 12 * channels - 12 * len(per_tensor.weight_scales)
+    save_artifact(tmp_path, per_tensor)
+    assert load_artifact(tmp_path).weight_granularity == "per-tensor"
+    report = verify(per_tensor, TFLITE_BACKENDS, japanese_vowels.test, max_sequences=120)
+    for name, result in report["backends"].items():
+        assert result["mismatches"] == 0, (name, result)

@@ -352,3 +352,73 @@ def test_builder_rejects_bad_calls():
         b.op("LOGISTIC", [x], [x])
     with pytest.raises(EdgeGRUError, match="int64 bias"):
         b.op("FULLY_CONNECTED", [x16, w, b32], [y16])
+
+
+def golden_xnnpack_single_op(case: SingleOp, profile: str) -> np.ndarray:
+    """An int8 op as XNNPACK computes it, by the golden profile `profile` (params from `prepare_xnnpack`)."""
+    from edgegru.golden import ROUNDING_PROFILES
+
+    rounding = ROUNDING_PROFILES[profile]["int8"][case.op]
+    params = integer_ops.prepare_xnnpack(case.op, rounding, case.inputs, case.output, case.consts.get("weight_scales"))
+    if case.op == "fully_connected":
+        return integer_ops.fully_connected_int8_fp32(case.feeds["x"], case.consts["weights"], case.consts["bias"], params)
+    if case.op in ("add", "sub"):
+        return integer_ops.add_int8_xnnpack(case.feeds["a"], case.feeds["b"], params)
+    if case.op == "mul":
+        return {"fp32": integer_ops.mul_int8_fp32, "rndnu": integer_ops.mul_int8_rndnu}[rounding](
+            case.feeds["a"], case.feeds["b"], params)
+    return integer_ops.KERNELS["int8"].logistic(case.feeds["x"], params)  # a table: the same lookup for TANH
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("op", OPS)
+def test_litert_int8_equals_the_xnnpack_profile_of_this_machine(op, seed):
+    from export.verify import LITERT_HOST_PROFILE
+
+    single = build_single_op(op, "int8", seed=seed)
+    litert = load_runner("litert", single.model).run(single.feeds)["y"]
+    assert np.array_equal(litert, golden_xnnpack_single_op(single, LITERT_HOST_PROFILE))
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_litert_arm64_int8_equals_the_arm_profile(op):
+    """LiteRT's aarch64 build, XNNPACK on an emulated Neoverse N1 (`make litert-arm64`)."""
+    single = build_single_op(op, "int8", seed=1)
+    arm = load_runner("litert-arm64", single.model).run(single.feeds)["y"]
+    assert np.array_equal(arm, golden_xnnpack_single_op(single, "litert-arm"))
+
+
+@pytest.mark.parametrize("backend", ["litert", "litert-arm64"])
+def test_litert_int8_mul_rounds_ties_its_own_way(backend):
+    """MUL at scale 1 x 1 / 2: products 5, 7, -5, -7 are ties.  XNNPACK on x86 (fp32) rounds them to
+    even, 2, 4, -2, -4; on Arm (rndnu) up, 3, 4, -2, -3, as TFLite's double rounding does here (its high
+    multiply rounds ties up, and no divide follows)."""
+    from export.verify import BACKENDS as PROFILES
+
+    one, half = TensorQuant(1.0, 0, "int8"), TensorQuant(2.0, 0, "int8")
+    b = GraphBuilder("mul ties")
+    x, y = b.tensor("a", [1, 4], np.int8, 1.0, 0), b.tensor("b", [1, 4], np.int8, 1.0, 0)
+    out = b.tensor("y", [1, 4], np.int8, 2.0, 0)
+    b.op("MUL", [x, y], [out])
+    feeds = {"a": np.array([[1, 1, -1, -1]], np.int8), "b": np.array([[5, 7, 5, 7]], np.int8)}
+    litert = load_runner(backend, b.finish([x, y], [out])).run(feeds)["y"]
+    profile = PROFILES[backend].rounding
+    expected = {"litert-x86": [[2, 4, -2, -4]], "litert-arm": [[3, 4, -2, -3]]}[profile]
+    assert litert.tolist() == expected
+    case = SingleOp("mul", "int8", b"", feeds, [one, one], half)
+    assert golden_xnnpack_single_op(case, profile).tolist() == expected
+    assert golden_single_op(case, "double").tolist() == [[3, 4, -2, -3]]
+
+
+def test_xnnpack_fp32_requantization_by_hand():
+    """float32(acc) x float32 scale, rounded to nearest-even: 2.5 -> 2, 3.5 -> 4, -2.5 -> -2 (TFLite's
+    roundings give 3, 4, -3); the accumulator is rounded to float32 first (2^24 + 1 -> 2^24)."""
+    from edgegru.fixedpoint import multiply_by_float32_scale
+
+    assert multiply_by_float32_scale(np.array([5, 7, -5]), 0.5).tolist() == [2, 4, -2]
+    assert multiply_by_float32_scale(np.array([2**24 + 1]), 1.0).tolist() == [2**24]
+    q = TensorQuant(0.5, 0, "int8")
+    params = integer_ops.prepare_fully_connected_fp32(q, [1.0, 1.0, 1.0], TensorQuant(1.0, 3, "int8"))
+    out = integer_ops.fully_connected_int8_fp32(np.zeros((1, 1), np.int8), np.ones((3, 1), np.int8),
+                                                np.array([5, 7, -5], np.int32), params)
+    assert out.tolist() == [[5, 7, 1]]  # 2 + 3, 4 + 3, -2 + 3

@@ -1,7 +1,7 @@
 """`edgegru quantize`: calibrate, quantize, measure against float, write `runs/NAME/quant/<scheme>/`.
 
-Reused, not redone, when `quant.json` records the same `model.pt`, calibration and rounding and the
-artifact is the one it wrote (`force=True` quantizes again).
+Reused, not redone, when `quant.json` records the same `model.pt`, calibration, rounding and weight
+granularity, and the artifact is the one it wrote (`force=True` quantizes again).
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from edgegru.data import load_dataset
 from edgegru.dynamic_baseline import dynamic_int8_accuracy
 from edgegru.golden import golden_predict
 from edgegru.quantize import quantize_model
+from edgegru.tensor_quant import DEFAULT_WEIGHTS
 from edgegru.stages.run_layout import RunLayout, artifact_digest, file_digest, read_json
 from edgegru.state_error import state_error_lsb
 from edgegru.train import accuracy
 
 
-def finished_quantization(layout: RunLayout, scheme: str, calibration: str, rounding: str) -> dict | None:
+def finished_quantization(layout: RunLayout, scheme: str, calibration: str, rounding: str,
+                          weights: str = DEFAULT_WEIGHTS) -> dict | None:
     metrics = read_json(layout.quant_json(scheme))
     if metrics is None or not layout.checkpoint.is_file():
         return None
@@ -33,28 +35,30 @@ def finished_quantization(layout: RunLayout, scheme: str, calibration: str, roun
     except Exception:  # noqa: BLE001 - a missing artifact means: quantize again
         return None
     same = (metrics.get("calibration") == calibration and metrics.get("rounding") == rounding
+            and metrics.get("weights", DEFAULT_WEIGHTS) == weights
             and metrics.get("checkpoint_sha256") == file_digest(layout.checkpoint)
             and metrics.get("artifact_sha256") == artifact)
     return metrics if same else None
 
 
 def quantize_run(run_dir: Path, scheme: str, calibration: str = "minmax", rounding: str = "double",
-                 force: bool = False) -> dict:
+                 force: bool = False, weights: str = DEFAULT_WEIGHTS) -> dict:
     """Quantize the model in `run_dir` and write `quant/<scheme>/` (artifact + quant.json)."""
     layout = RunLayout(Path(run_dir))
-    if not force and (metrics := finished_quantization(layout, scheme, calibration, rounding)) is not None:
-        return {**metrics, "reused": True}
+    if not force and (metrics := finished_quantization(layout, scheme, calibration, rounding, weights)) is not None:
+        return {"weights": DEFAULT_WEIGHTS, **metrics, "reused": True}
     start = time.perf_counter()
     checkpoint = load_checkpoint(layout.root)
     dataset = load_dataset(checkpoint.dataset)
     observations = observe(checkpoint.model, dataset.train, checkpoint.normalization)
-    qmodel = quantize_model(checkpoint, observations, scheme, calibration)
+    qmodel = quantize_model(checkpoint, observations, scheme, calibration, weights)
     test = dataset.test
     metrics = {
         "dataset": dataset.name,
         "scheme": scheme,
         "calibration": calibration,
         "rounding": rounding,
+        "weights": weights,
         "variant": qmodel.config["variant"],
         "hidden": qmodel.config["hidden"],
         "layers": qmodel.config["layers"],
