@@ -14,8 +14,14 @@ mimics a nuisance that differs between recordings but not between classes:
   fraction), anywhere in the sequence: the activity does not depend on where a window starts or ends.
   Only when the training sequences are at least `MIN_CROP_STEPS` long: cutting 1 of 8 rows of a
   digit removes a part of the pattern, not a nuisance.
+  Streamed datasets crop down to a quarter: after a change of activity the stream has only the
+  steps since, and windows cut by hand never showed the model so few.
+- prefix: for datasets that are streamed (whole recordings, `Dataset.recordings`), a share `prefix` of
+  the sequences is preceded by the end (1 to all of its steps) of another sequence of the batch, with
+  the label of the sequence that follows.  A stream carries its state across a change of activity;
+  windows that each start from a zero state never teach the model to let go of the previous one.
 
-Measured on the float GRU at H=64 (3 seeds x 2 variants, see train.py's docstring for the figures).
+Measured on the float GRU at H=64, 3 seeds x 2 variants: the README's "Training" section.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ SENSOR_AXES = {
     "basic-motions": ((0, 1, 2), (3, 4, 5)),  # UEA BasicMotions: accelerometer xyz, gyroscope xyz
 }
 MIN_CROP_STEPS = 32
+STREAMED_CROP = 0.25  # a streamed model decides from a few steps after a change of activity
+STREAMED_PREFIX = 0.5
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class Augmentation:
     scale: float = 0.1
     jitter: float = 0.1
     crop: float = 0.7  # shortest kept fraction of a sequence; 1 = no cropping
+    prefix: float = 0.0  # share of sequences preceded by the end of another; 0 = none
     axes: tuple[tuple[int, int, int], ...] = ()  # the dataset's 3-axis sensors; () = no rotation
 
     @classmethod
@@ -50,6 +59,8 @@ class Augmentation:
         settings = {"axes": SENSOR_AXES.get(dataset.name, ())}
         if int(dataset.train.lengths.min()) < MIN_CROP_STEPS:
             settings["crop"] = 1.0
+        if dataset.recordings:
+            settings |= {"crop": STREAMED_CROP, "prefix": STREAMED_PREFIX}
         return cls(**{**settings, **overrides})
 
 
@@ -75,9 +86,33 @@ def crop(x: torch.Tensor, lengths: torch.Tensor, fraction: float, generator: tor
     return torch.gather(x, 1, index[:, :, None].expand(-1, -1, x.shape[2])), kept
 
 
+def prefix(x: torch.Tensor, lengths: torch.Tensor, share: float, generator: torch.Generator
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sequence, with probability `share`, preceded by the last 1..L steps of another sequence of
+    the batch (L its length); returns the padded sequences and their new lengths."""
+    batch = len(x)
+    other = (torch.arange(batch) + torch.randint(1, max(batch, 2), (batch,), generator=generator)) % batch
+    chosen = torch.rand(batch, generator=generator) < share
+    taken = (torch.rand(batch, generator=generator, dtype=torch.float64) * lengths[other]).long() + 1
+    taken = torch.where(chosen, taken.clamp(max=lengths[other]), 0)
+    new_lengths = taken + lengths
+    t = torch.arange(int(new_lengths.max()))[None, :]
+    from_other = (lengths[other][:, None] - taken[:, None] + t).clamp(0, x.shape[1] - 1)
+    from_self = (t - taken[:, None]).clamp(0, x.shape[1] - 1)
+    gathered_other = torch.gather(x[other], 1, from_other[:, :, None].expand(-1, -1, x.shape[2]))
+    gathered_self = torch.gather(x, 1, from_self[:, :, None].expand(-1, -1, x.shape[2]))
+    out = torch.where((t < taken[:, None])[:, :, None], gathered_other, gathered_self)
+    return out * (t < new_lengths[:, None])[:, :, None], new_lengths
+
+
 def augment(x: torch.Tensor, lengths: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
             augmentation: Augmentation, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw features x [B, T, F] (zero padded) and lengths [B] -> augmented, normalized, padded x and lengths."""
+    if augmentation.crop < 1:
+        fraction = augmentation.crop + (1 - augmentation.crop) * float(torch.rand(1, generator=generator, dtype=torch.float64))
+        x, lengths = crop(x, lengths, fraction, generator)
+    if augmentation.prefix:
+        x, lengths = prefix(x, lengths, augmentation.prefix, generator)
     batch, _, features = x.shape
     if augmentation.axes and augmentation.rotate_degrees:
         rotation = rotations(batch, augmentation.rotate_degrees, generator)
@@ -89,7 +124,4 @@ def augment(x: torch.Tensor, lengths: torch.Tensor, mean: torch.Tensor, std: tor
     x = (x - mean) / std
     if augmentation.jitter:
         x = x + augmentation.jitter * torch.randn(x.shape, generator=generator)
-    if augmentation.crop < 1:
-        fraction = augmentation.crop + (1 - augmentation.crop) * float(torch.rand(1, generator=generator, dtype=torch.float64))
-        x, lengths = crop(x, lengths, fraction, generator)
     return x * (torch.arange(x.shape[1])[None, :] < lengths[:, None])[:, :, None], lengths

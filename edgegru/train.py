@@ -1,25 +1,22 @@
 """Float training: a budget of optimizer steps, AdamW, one-cycle learning rate, gradient clipping,
 augmented training batches, and the final weights.
 
-The recipe, and the measurement behind each choice (issue #14; H=64, both variants, seeds 0-2):
+The recipe; the README's "Training" section has the measurements behind each choice (H=64, both
+variants, seeds 0-2):
 
-- The budget is optimizer steps, not epochs: `steps`, by default `default_steps` = PASSES passes over
-  the training split, but at least MIN_STEPS and at most MAX_STEPS updates.  40 epochs gave the 32
-  sequences of basic-motions 64-80 updates (test accuracy 0.725); the floor gives them 120 (~0.99).
+- The budget is optimizer steps, not epochs: by default `default_steps` = PASSES passes over the
+  training split, but at least MIN_STEPS and at most MAX_STEPS updates.  40 epochs gave the 40
+  sequences of basic-motions about a hundred updates (test accuracy 0.725); the floor gives them 120.
   The cap bounds the time of a large dataset.
-- Batch size N/16 clamped to [32, 64] (at most N).  Small data: full batches of 32 reached
-  basic-motions' accuracy in fewer steps than batches of 16 (100 steps: 0.983 against 0.90).  Large
-  data: a step costs about proportionally to the batch above 64, so 64 gives twice the updates of 128
-  for the same time.
+- Batch size N/16 clamped to [32, 64] (at most N): full batches of 32 learn small data in fewer steps
+  than batches of 16; above 64 a step costs about proportionally to the batch, so 64 gives twice the
+  updates of 128 in the same time.
 - No early stopping and no best-on-validation checkpoint: the one-cycle schedule anneals the learning
   rate to ~0 and the final weights are returned.  Stopping on the 8 validation sequences of
   basic-motions, which score 1.0 long before the model generalizes, cost up to 25 points of test
-  accuracy; on `watch`, the best-of-10 validation checkpoints was no better than the final weights
-  (+0.1 pp on average over 3 seeds).  The validation accuracy is measured and reported, never used to
-  choose.
+  accuracy.  The validation accuracy is measured and reported, never used to choose.
 - Augmentation of the training batches (`edgegru.augment`): rotation of 3-axis sensors, gain, jitter,
-  crops of long sequences.  Rotation is what moves `watch`, whose test subjects wear the watch
-  differently; crops are what moves basic-motions; gain and jitter help digits (0.973 -> 0.980).
+  crops of long sequences, and, for streamed data, prefixes taken from other sequences.
 - Gradient clipping at norm 1 (recurrent gradients spike), AdamW weight decay 1e-4.
 
 Deterministic: the seed fixes the initial weights, the batch order and the augmentation, and torch runs

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from edgegru.augment import SENSOR_AXES, Augmentation, augment, rotations
+from edgegru.augment import SENSOR_AXES, Augmentation, augment, prefix, rotations
 from edgegru.data import load_dataset
 from edgegru.train import (MAX_STEPS, MIN_STEPS, PASSES, TrainConfig, as_tensors, default_batch_size, default_steps,
                            resolve_threads, train)
@@ -40,7 +40,7 @@ def test_augmentation_is_deterministic_for_a_seed_and_changes_the_data(basic_mot
     assert not torch.equal(first[0], other[0])
     plain, lengths, _ = as_tensors(basic_motions.train, basic_motions.normalization())
     x, kept = first
-    assert (kept < lengths[:16]).any() and (kept >= 0.7 * lengths[:16] - 1).all()
+    assert (kept < lengths[:16]).any() and (kept >= augmentation.crop * lengths[:16] - 1).all()
     assert x.shape[1] == int(kept.max()) and not torch.allclose(x, plain[:16, : x.shape[1]], atol=0.05)
     assert (x * (torch.arange(x.shape[1])[None, :] >= kept[:, None])[:, :, None] == 0).all()  # padding stays 0
 
@@ -61,7 +61,7 @@ def test_rotation_turns_each_3_axis_sensor_and_keeps_its_magnitude(basic_motions
 
 def test_short_sequences_are_not_cropped_and_unknown_features_not_rotated():
     digits = Augmentation.for_dataset(load_dataset("digits"))
-    assert digits.crop == 1.0 and digits.axes == ()
+    assert digits.crop == 1.0 and digits.axes == () and digits.prefix == 0  # utterances are not streamed
     assert Augmentation.for_dataset(load_dataset("japanese-vowels")).axes == ()  # 12 cepstra, not 4 sensors
 
 
@@ -90,3 +90,24 @@ def test_the_progress_bar_counts_steps_per_second(basic_motions, capsys):
     train(basic_motions, TrainConfig(hidden=8, steps=5), progress=True)
     err = capsys.readouterr().err
     assert "5/5" in err and ("step/s" in err or "s/step" in err)
+
+
+def test_a_prefix_is_the_end_of_another_sequence_followed_by_the_whole_sequence():
+    lengths = torch.tensor([4, 2, 3])
+    x = torch.arange(1, 13, dtype=torch.float32).reshape(3, 4, 1) * (torch.arange(4) < lengths[:, None])[:, :, None]
+    for seed in range(20):
+        out, new_lengths = prefix(x, lengths, 1.0, torch.Generator().manual_seed(seed))
+        for row in range(3):
+            values = out[row, : new_lengths[row], 0].tolist()
+            taken = int(new_lengths[row] - lengths[row])
+            own = x[row, : lengths[row], 0].tolist()
+            assert taken >= 1 and values[taken:] == own and (out[row, new_lengths[row]:] == 0).all()
+            donors = [x[j, lengths[j] - taken: lengths[j], 0].tolist() for j in range(3) if j != row and lengths[j] >= taken]
+            assert values[:taken] in donors  # the last `taken` steps of another row
+    untouched, same = prefix(x, lengths, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(same, lengths) and torch.equal(untouched, x)
+
+
+def test_streamed_data_is_trained_with_prefixes():
+    watch = load_dataset("watch")
+    assert Augmentation.for_dataset(watch).prefix > 0 and Augmentation.for_dataset(watch).axes == SENSOR_AXES["watch"]
