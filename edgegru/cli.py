@@ -16,6 +16,7 @@ from edgegru.stages.export_stage import export_run
 from edgegru.stages.firmware_stage import TARGET_NAMES, firmware_run
 from edgegru.stages.quantize_stage import quantize_run
 from edgegru.stages.report_stage import build_report, markdown_table
+from edgegru.stages.sweep_stage import DEFAULT_BACKENDS, Grid, sweep_run
 from edgegru.stages.stream_stage import STREAM_BACKENDS, TEST_RECORDINGS, DetectorConfig, stream_run
 from edgegru.stages.train_stage import describe_run, train_run, train_seeds_run
 from edgegru.stages.verify_stage import not_bit_exact, verify_run
@@ -48,6 +49,18 @@ def comma_list(choices):
             raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(choices)}")
         return names
     return parse
+
+
+def comma_ints(text: str) -> list[int]:
+    """An argparse type: comma-separated integers (their range is the stage's to check)."""
+    try:
+        return [int(value) for value in text.split(",") if value]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+
+
+def comma_names(text: str) -> list[str]:
+    return [name for name in text.split(",") if name]
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -213,6 +226,15 @@ def command_report(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}/report.json, report.md and accuracy_vs_size.png")
 
 
+def command_sweep(args: argparse.Namespace) -> None:
+    grid = Grid(tuple(args.dataset), tuple(args.hidden), tuple(args.layers), tuple(args.variants), tuple(args.schemes),
+                args.seeds, tuple(args.backends), tuple(args.firmware))
+    base = options.TrainConfig(epochs=args.epochs, seed=args.seed)
+    result = sweep_run(Path(args.out), grid, base, args.address, args.cpus, args.threads)
+    print(f"{result['cells']} cells: {result['already']} finished before, {result['ran']} run now; "
+          f"wrote {args.out}/cells.csv ({len(result['rows'])} rows)")
+
+
 def command_demo(args: argparse.Namespace) -> None:
     out = None
     for stage, result in demo(args.dataset, train_config(args), args.out and Path(args.out), force=args.force):
@@ -364,6 +386,33 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--steps", type=positive_int, default=None, help="optimizer updates per run (default: the recipe's)")
     report.add_argument("--out", default="runs/report", help="output directory (default %(default)s)")
     report.set_defaults(run=command_report)
+
+    sweep = commands.add_parser(
+        "sweep", help="a grid of models through every stage, on Ray, resumable",
+        description="Train, quantize, export and verify (and with --firmware run on emulated cores) every cell of the "
+                    "grid, on a local Ray by default or on a Ray cluster (--address). A finished cell is never redone; "
+                    "an interrupted sweep, run again, finishes the rest. Writes OUT/runs/RUN/ per model and OUT/cells.csv "
+                    "(one row per finished cell); `edgegru report OUT` turns them into report.html and report.md.")
+    sweep.add_argument("--dataset", type=comma_names, required=True,
+                       help=f"comma-separated: {', '.join(options.DATASETS)} or .npz paths")
+    sweep.add_argument("--hidden", type=comma_ints, default="64", help="comma-separated hidden sizes (default %(default)s)")
+    sweep.add_argument("--layers", type=comma_ints, default="1", help="comma-separated, 1 or 2 (default %(default)s)")
+    sweep.add_argument("--variants", type=comma_names, default="reset_after",
+                       help=f"comma-separated: {', '.join(options.VARIANTS)} (default %(default)s)")
+    sweep.add_argument("--schemes", type=comma_names, default="int8,int16x8", help="comma-separated (default %(default)s)")
+    sweep.add_argument("--seeds", type=int, default=1, help="seeds per model: --seed, --seed + 1, ... (default %(default)s)")
+    sweep.add_argument("--seed", type=int, default=options.TrainConfig().seed, help="first seed (default %(default)s)")
+    sweep.add_argument("--epochs", type=positive_int, default=options.TrainConfig().epochs,
+                       help="maximum epochs per model (default %(default)s)")
+    sweep.add_argument("--backends", type=comma_names, default=",".join(DEFAULT_BACKENDS),
+                       help="comma-separated backends verified per cell (default %(default)s)")
+    sweep.add_argument("--firmware", type=comma_names, default="",
+                       help=f"comma-separated targets to run the generated C on: {', '.join(TARGET_NAMES)} (default none)")
+    sweep.add_argument("--out", required=True, help="the sweep directory, e.g. runs/sweeps/NAME")
+    sweep.add_argument("--address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of starting a local one")
+    sweep.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
+    sweep.add_argument("--threads", type=positive_int, default=1, help="CPUs and threads per cell (default %(default)s)")
+    sweep.set_defaults(run=command_sweep)
 
     firmware = commands.add_parser(
         "firmware", help="portable C for microcontrollers, run on host and emulated Cortex-M",

@@ -1,0 +1,105 @@
+"""`edgegru sweep` on a tiny grid: killed mid-way and resumed, nothing lost or duplicated, a finished
+cell never redone, an interrupted cell redone; an invalid grid refused before any work."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgegru.cli import main
+from edgegru.stages import sweep_stage
+from edgegru.stages.run_layout import RunLayout, read_json
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--dataset", "japanese-vowels", "--hidden", "4,8", "--schemes", "int8,int16x8", "--epochs", "1",
+        "--backends", "tflm,onnxruntime", "--cpus", "2"]
+
+
+def cells(sweep_dir: Path) -> list[dict]:
+    with open(sweep_dir / "cells.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def markers(sweep_dir: Path) -> dict[Path, int]:
+    return {path: path.stat().st_mtime_ns for path in sorted(sweep_dir.glob("runs/*/cells/*.json"))}
+
+
+@pytest.fixture(scope="module")
+def resumed_sweep(tmp_path_factory):
+    """The tiny sweep killed (SIGKILL to its whole process group) once its first cell finished, then run
+    again to the end; returns (sweep dir, the markers that existed at the kill)."""
+    out = tmp_path_factory.mktemp("sweep") / "tiny"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-m", "edgegru", "sweep", *TINY, "--out", str(out)], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not markers(out) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = markers(out)
+    assert 1 <= len(before) < 4, "the kill came too late to interrupt the sweep"
+    assert main([*"sweep".split(), *TINY, "--out", str(out)]) == 0
+    return out, before
+
+
+def test_a_killed_sweep_resumes_without_losing_or_redoing_a_cell(resumed_sweep):
+    out, before = resumed_sweep
+    rows = cells(out)
+    keys = [tuple(row[k] for k in sweep_stage.CELL_KEYS) for row in rows]
+    assert sorted(keys) == sorted({(d, h, "1", "reset_after", s, "0") for d in ["japanese-vowels"] for h in ("4", "8")
+                                   for s in ("int8", "int16x8")})
+    after = markers(out)
+    assert all(after[path] == mtime for path, mtime in before.items()), "a finished cell was run again"
+
+
+def test_the_rows_are_the_cells_own_files(resumed_sweep):
+    out, _ = resumed_sweep
+    for row in cells(out):
+        layout = RunLayout(out / row["run_dir"])
+        quant, verified = read_json(layout.quant_json(row["scheme"])), read_json(layout.verify_json(row["scheme"]))
+        assert float(row["accuracy"]) == quant["quant_accuracy"] and int(row["model_bytes"]) == quant["weight_bytes"]
+        assert int(row["mismatches"]) == sum(r["mismatches"] for r in verified["backends"].values()) == 0
+        assert set(verified["backends"]) == {"tflm", "onnxruntime"}
+
+
+def test_a_finished_sweep_does_no_work(resumed_sweep, monkeypatch, capsys):
+    out, _ = resumed_sweep
+    before = markers(out)
+    monkeypatch.setattr(sweep_stage, "_start_ray", lambda *args: pytest.fail("Ray started for a finished sweep"))
+    assert main(["sweep", *TINY, "--out", str(out)]) == 0
+    assert "4 finished before, 0 run now" in capsys.readouterr().out
+    assert markers(out) == before
+
+
+def test_an_interrupted_cell_is_redone_alone(resumed_sweep):
+    out, _ = resumed_sweep
+    run = out / "runs" / "japanese-vowels-h8-l1-reset_after-seed0"
+    # A cell interrupted after quantizing: no verification, no marker.
+    (run / "verify" / "int16x8.json").unlink()
+    sweep_stage.marker_path(run, "int16x8").unlink()
+    before = markers(out)
+    grid, base = sweep_stage.read_sweep(out)
+    result = sweep_stage.sweep_run(out, grid, base, cpus=2, progress=False)
+    assert (result["already"], result["ran"], len(result["rows"])) == (3, 1, 4)
+    assert all(markers(out)[path] == mtime for path, mtime in before.items())
+    assert (run / "verify" / "int16x8.json").is_file()
+
+
+@pytest.mark.parametrize("argument, message", [
+    (["--hidden", "0,16"], "invalid grid: hidden 0; hidden sizes are integers >= 1"),
+    (["--schemes", "int8,int4"], "invalid grid: scheme int4; choose from int8, int16x8"),
+    (["--seeds", "-1"], "invalid grid: --seeds -1; the number of seeds is an integer >= 1"),
+])
+def test_an_invalid_grid_fails_before_any_work(argument, message, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--dataset", "japanese-vowels", *argument, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"edgegru: error: {message}\n"
+    assert not out.exists()
