@@ -15,7 +15,7 @@ from edgegru.stages.demo_stage import demo
 from edgegru.stages.export_stage import export_run
 from edgegru.stages.firmware_stage import TARGET_NAMES, firmware_run
 from edgegru.stages.quantize_stage import quantize_run
-from edgegru.stages.report_stage import build_report, markdown_table
+from edgegru.stages.report_stage import report_run
 from edgegru.stages.sweep_stage import DEFAULT_BACKENDS, Grid, sweep_run
 from edgegru.stages.stream_stage import STREAM_BACKENDS, TEST_RECORDINGS, DetectorConfig, stream_run
 from edgegru.stages.train_stage import describe_run, train_run, train_seeds_run
@@ -220,10 +220,10 @@ def command_bench(args: argparse.Namespace) -> None:
 
 
 def command_report(args: argparse.Namespace) -> None:
-    rows = build_report(Path(args.out), args.datasets, [int(h) for h in args.hidden.split(",")],
-                        args.variants, args.layers, args.steps)
-    print(markdown_table(rows), end="")
-    print(f"wrote {args.out}/report.json, report.md and accuracy_vs_size.png")
+    written = report_run(Path(args.sweep_dir))
+    for line in written["recommendations"]:
+        print(line)
+    print(f"{written['cells']} cells; wrote {written['html']} and {written['md']}")
 
 
 def command_sweep(args: argparse.Namespace) -> None:
@@ -375,16 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(run=command_verify)
 
     report = commands.add_parser(
-        "report", help="accuracy vs size across datasets, sizes, variants and schemes",
-        description="Train (or reuse) one run per combination, quantize it in both schemes, and write a table and a "
-                    "plot of test accuracy against parameter bytes.")
-    report.add_argument("--datasets", type=comma_list(options.DATASETS), default="japanese-vowels,digits",
-                        help="comma-separated (default %(default)s)")
-    report.add_argument("--hidden", default="16,32,64", help="comma-separated hidden sizes (default %(default)s)")
-    report.add_argument("--variants", type=comma_list(options.VARIANTS), default="reset_after", help="comma-separated (default %(default)s)")
-    report.add_argument("--layers", type=int, choices=(1, 2), default=1)
-    report.add_argument("--steps", type=positive_int, default=None, help="optimizer updates per run (default: the recipe's)")
-    report.add_argument("--out", default="runs/report", help="output directory (default %(default)s)")
+        "report", help="the report of a sweep: report.html and report.md",
+        description="From the finished cells of `edgegru sweep` (their own quant.json, verify and firmware.json): "
+                    "accuracy against model bytes per scheme with seed spread and the Pareto front, float / int8 / "
+                    "int16x8 / torch.ao dynamic int8 against parameters, per-backend agreement, firmware figures, "
+                    "one recommendation per size budget. Writes SWEEP_DIR/report.html (self-contained, opens "
+                    "offline), report.md and figures/.")
+    report.add_argument("sweep_dir", help="a directory written by `edgegru sweep --out`")
     report.set_defaults(run=command_report)
 
     sweep = commands.add_parser(

@@ -1,10 +1,13 @@
 """`edgegru sweep` on a tiny grid: killed mid-way and resumed, nothing lost or duplicated, a finished
-cell never redone, an interrupted cell redone; an invalid grid refused before any work."""
+cell never redone, an interrupted cell redone; an invalid grid refused before any work.  Its
+`edgegru report`: numbers equal to the cells' files, and report.html opened offline in a real browser."""
 
 from __future__ import annotations
 
 import csv
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,3 +106,48 @@ def test_an_invalid_grid_fails_before_any_work(argument, message, tmp_path, caps
     assert main(["sweep", "--dataset", "japanese-vowels", *argument, "--out", str(out)]) == 2
     assert capsys.readouterr().err == f"edgegru: error: {message}\n"
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def reported_sweep(resumed_sweep):
+    out, _ = resumed_sweep
+    assert main(["report", str(out)]) == 0
+    return out
+
+
+def test_a_number_of_the_html_is_its_cells_own(reported_sweep):
+    out = reported_sweep
+    page = (out / "report.html").read_text()
+    cell = "runs/japanese-vowels-h8-l1-reset_after-seed0/int16x8"
+    found = re.search(f"<td data-cell='{cell}' data-column='accuracy' data-value='([^']*)'>([^<]*)</td>", page)
+    quant = read_json(RunLayout(out / "runs/japanese-vowels-h8-l1-reset_after-seed0").quant_json("int16x8"))
+    assert found and float(found[1]) == quant["quant_accuracy"] and found[2] == f"{quant['quant_accuracy']:.4f}"
+    verified = read_json(RunLayout(out / "runs/japanese-vowels-h8-l1-reset_after-seed0").verify_json("int16x8"))
+    found = re.search(f"<td data-cell='{cell}' data-column='tflm_mismatches' data-value='([^']*)'>", page)
+    assert found and int(found[1]) == verified["backends"]["tflm"]["mismatches"]
+    assert "http://" not in page and "https://" not in page
+
+
+def test_the_report_renders_offline_in_a_real_browser(reported_sweep):
+    from playwright.sync_api import sync_playwright
+
+    browser_path = shutil.which("chromium-headless-shell")
+    assert browser_path, "chromium-headless-shell is missing: `make toolchain` installs it"
+    errors, requests = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+        try:
+            page = browser.new_context(offline=True).new_page()
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto((reported_sweep / "report.html").as_uri(), wait_until="load")
+            images = page.eval_on_selector_all("img", "all => all.map(i => [i.id, i.complete, i.naturalWidth])")
+            title = page.title()
+        finally:
+            browser.close()
+    assert [name for name, _, _ in images] == ["japanese-vowels-accuracy-vs-bytes", "japanese-vowels-accuracy-vs-params"]
+    assert all(complete and width > 0 for _, complete, width in images), images
+    assert errors == []
+    assert all(url.startswith(("file:", "data:")) for url in requests), requests
+    assert title == "EdgeGRU sweep tiny: 4 cells"

@@ -1,86 +1,296 @@
-"""Accuracy versus size across datasets, model sizes, GRU variants and quantization schemes.
+"""`edgegru report SWEEP_DIR`: what a person decides with, from the finished cells of a sweep.
 
-For every combination a run is trained (or reused when its `train.json` matches), quantized in both
-schemes, and summarized: float, int8, int16x8 and torch.ao dynamic-int8 test accuracy, parameter
-bytes per scheme, training time.  Written as `report.json`, a Markdown table `report.md` and a plot
-`accuracy_vs_size.png` (test accuracy against parameter bytes, one line per dataset and scheme).
+Writes, each atomically:
+    SWEEP_DIR/report.html        self-contained: every figure an embedded PNG, no external URL (opens offline)
+    SWEEP_DIR/report.md          the same tables and recommendations, figures linked from figures/
+    SWEEP_DIR/figures/*.png      the figures
+
+Every number is read from the cells' own files (`cells.csv` rows as `sweep_stage.cell_row` reads
+them from quant.json, verify/<scheme>.json and firmware.json); the report only groups them (mean and
+sample spread over seeds) and picks the best per size budget.  Accuracy is test accuracy (fraction of
+test sequences); model bytes are the integer weights and biases of the quantized artifact, flash is
+the whole firmware image where firmware ran.
 """
 
 from __future__ import annotations
 
-from itertools import product
+import base64
+import html
+import io
+from collections import defaultdict
 from pathlib import Path
+from statistics import mean, stdev
 
-from edgegru.atomic import write_atomic, write_bytes_atomic, write_json_atomic
-from edgegru.data import load_dataset
-from edgegru.tensor_quant import SCHEMES
-from edgegru.stages.quantize_stage import quantize_run
-from edgegru.stages.train_stage import train_run
-from edgegru.train import TrainConfig
+from edgegru.atomic import write_bytes_atomic
+from edgegru.errors import EdgeGRUError
+from edgegru.stages.run_layout import RunLayout, read_json
+from edgegru.stages.sweep_stage import finished_rows, read_sweep
 
-
-def run_name(dataset: str, hidden: int, variant: str, layers: int) -> str:
-    return f"{Path(dataset).stem}-h{hidden}-l{layers}-{variant}"
+BUDGETS_KB = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # size budgets a recommendation is given for, KiB
+MODEL_KEYS = ("dataset", "hidden", "layers", "variant", "scheme")  # a model of the grid; its seeds are grouped
 
 
-def report_row(root: Path, dataset_name: str, config: TrainConfig, progress: bool) -> dict:
-    run_dir = root / run_name(dataset_name, config.hidden, config.variant, config.layers)
-    metrics = train_run(load_dataset(dataset_name), config, run_dir, progress)
-    row = {"dataset": metrics["dataset"], "hidden": config.hidden, "layers": config.layers, "variant": config.variant,
-           "params": metrics["params"], "float_bytes": 4 * metrics["params"], "float_accuracy": metrics["test_accuracy"],
-           "train_seconds": metrics["train_seconds"]}
-    for scheme in SCHEMES:
-        quant = quantize_run(run_dir, scheme)
-        row[f"{scheme}_accuracy"] = quant["quant_accuracy"]
-        row[f"{scheme}_bytes"] = quant["weight_bytes"]
-        row[f"{scheme}_drop_pp"] = quant["accuracy_drop_pp"]
-        row["dynamic_int8_accuracy"] = quant["dynamic_int8_accuracy"]
-    return row
+def group_seeds(rows: list[dict]) -> list[dict]:
+    """One entry per model and scheme: the cells' figures, accuracy as mean and sample std over seeds."""
+    groups = defaultdict(list)
+    for row in rows:
+        groups[tuple(row[k] for k in MODEL_KEYS)].append(row)
+    grouped = []
+    for key, cells in groups.items():
+        def spread(column):
+            values = [c[column] for c in cells if c[column] is not None]
+            return (mean(values), stdev(values) if len(values) > 1 else 0.0) if values else (None, None)
+        entry = {**dict(zip(MODEL_KEYS, key)), "seeds": len(cells), "params": cells[0]["params"],
+                 "model_bytes": cells[0]["model_bytes"], "float_bytes": cells[0]["float_bytes"]}
+        for column in ("accuracy", "float_accuracy", "dynamic_int8_accuracy"):
+            entry[column], entry[f"{column}_std"] = spread(column)
+        grouped.append(entry)
+    return grouped
 
 
-def markdown_table(rows: list[dict]) -> str:
-    header = ("| dataset | H | layers | variant | float acc | int8 acc (drop pp) | int16x8 acc (drop pp) | "
-              "torch.ao dynamic int8 | float bytes | int8 bytes | train s |")
-    lines = [header, "|---" * (header.count("|") - 1) + "|"]
-    for r in rows:
-        dynamic = "n/a" if r["dynamic_int8_accuracy"] is None else f"{r['dynamic_int8_accuracy']:.4f}"
-        lines.append(f"| {r['dataset']} | {r['hidden']} | {r['layers']} | {r['variant']} | {r['float_accuracy']:.4f} | "
-                     f"{r['int8_accuracy']:.4f} ({r['int8_drop_pp']:+.2f}) | {r['int16x8_accuracy']:.4f} "
-                     f"({r['int16x8_drop_pp']:+.2f}) | {dynamic} | {r['float_bytes']:,} | {r['int8_bytes']:,} | "
-                     f"{r['train_seconds']:.0f} |")
-    return "\n".join(lines) + "\n"
+def pareto_front(points: list[tuple[int, float, dict]]) -> list[tuple[int, float, dict]]:
+    """The (size, accuracy, entry) points no smaller-or-equal point beats in accuracy, smallest first."""
+    front = []
+    for point in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or point[1] > front[-1][1]:
+            front.append(point)
+    return front
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def describe(entry: dict) -> str:
+    return f"H={entry['hidden']} {entry['layers']}L {entry['variant']} {entry['scheme']}"
+
+
+def budget_size(entry: dict, rows: list[dict], targets: tuple[str, ...]) -> tuple[int, str]:
+    """What a budget is measured against: the largest flash image over the firmware targets, else model bytes."""
+    if targets:
+        cells = [r for r in rows if all(r[k] == entry[k] for k in MODEL_KEYS)]
+        return max(c[f"{t}_flash_bytes"] for c in cells for t in targets), "flash"
+    return entry["model_bytes"], "model bytes"
+
+
+def recommendations(grouped: list[dict], rows: list[dict], targets: tuple[str, ...]) -> list[str]:
+    """One line per size budget where another model fits: the most accurate (mean over seeds) that fits,
+    per dataset, up to the budget every model fits in."""
+    lines = []
+    for dataset in sorted({e["dataset"] for e in grouped}):
+        entries = [(*budget_size(e, rows, targets), e) for e in grouped if e["dataset"] == dataset]
+        seen = 0
+        for budget in BUDGETS_KB:
+            fitting = [(size, e) for size, _, e in entries if size <= budget * 1024]
+            if len(fitting) == seen:
+                continue
+            seen = len(fitting)
+            size, best = max(fitting, key=lambda f: (f[1]["accuracy"], -f[0]))
+            spread = f" ± {best['accuracy_std']:.3f} ({best['seeds']} seeds)" if best["seeds"] > 1 else ""
+            lines.append(f"{dataset}, ≤ {budget} KB {entries[0][1]}: {describe(best)}, accuracy {best['accuracy']:.3f}"
+                         f"{spread}, {size:,} B")
+            if len(fitting) == len(entries):
+                break
+    return lines
+
+
+def _figure(draw) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for dataset in sorted({r["dataset"] for r in rows}):
-        for scheme, marker in (("float", "o"), ("int8", "s"), ("int16x8", "^")):
-            points = sorted((r[f"{scheme}_bytes"], r[f"{scheme}_accuracy"]) for r in rows
-                            if r["dataset"] == dataset and r["variant"] == rows[0]["variant"])
-            if points:
-                axis.plot(*zip(*points), marker=marker, label=f"{dataset} {scheme}")
-    axis.set_xscale("log")
-    axis.set_xlabel("parameter bytes")
-    axis.set_ylabel("test accuracy")
-    axis.set_title(f"Accuracy vs size ({rows[0]['variant']})")
-    axis.grid(True, alpha=0.3)
-    axis.legend(fontsize=7)
+    import math
+
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    figure = draw(plt)
+    for axis in figure.axes:  # log axes: ticks at 1, 2, 5 x 10^k, plain numbers with thousands separators
+        for scale, limits in ((axis.xaxis, axis.get_xlim()), (axis.yaxis, axis.get_ylim())):
+            if scale.get_scale() == "log":
+                low, high = limits
+                ticks = [m * 10.0**k for k in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+                         for m in (1, 2, 5) if low <= m * 10.0**k <= high]
+                scale.set_major_locator(FixedLocator(ticks))
+                scale.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+                scale.set_minor_formatter(NullFormatter())
+    buffer = io.BytesIO()
     figure.tight_layout()
-    write_atomic(path, lambda temp: figure.savefig(temp, format="png", dpi=120))
+    figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
+    return buffer.getvalue()
 
 
-def build_report(root: Path, datasets: list[str], hiddens: list[int], variants: list[str], layers: int = 1,
-                 steps: int | None = None, progress: bool = True) -> list[dict]:
-    root = Path(root)
-    rows = [report_row(root, dataset, TrainConfig(hidden=h, layers=layers, variant=v, steps=steps), progress)
-            for dataset, h, v in product(datasets, hiddens, variants)]
-    write_json_atomic(root / "report.json", rows)
-    write_bytes_atomic(root / "report.md", markdown_table(rows).encode())
-    plot(rows, root / "accuracy_vs_size.png")
-    return rows
+def accuracy_vs_bytes(grouped: list[dict], dataset: str) -> bytes:
+    """Integer accuracy against model bytes per scheme, seed spread as error bars, and the Pareto front."""
+    entries = [e for e in grouped if e["dataset"] == dataset]
+
+    def draw(plt):
+        figure, axis = plt.subplots(figsize=(7.5, 4.6))
+        for scheme, marker in (("int8", "s"), ("int16x8", "^")):
+            points = sorted((e["model_bytes"], e["accuracy"], e["accuracy_std"]) for e in entries if e["scheme"] == scheme)
+            if points:
+                x, y, err = zip(*points)
+                axis.errorbar(x, y, yerr=err, fmt=marker, capsize=3, label=f"{scheme} (mean ± sample std over seeds)")
+        front = pareto_front([(e["model_bytes"], e["accuracy"], e) for e in entries])
+        axis.step([p[0] for p in front], [p[1] for p in front], where="post", color="0.3", linestyle="--",
+                  label="Pareto front")
+        for size, accuracy, entry in front:
+            axis.annotate(describe(entry), (size, accuracy), fontsize=7, xytext=(4, -10), textcoords="offset points")
+        axis.set_xscale("log")
+        axis.set_xlabel("model bytes (integer weights and biases, B, log scale)")
+        axis.set_ylabel("test accuracy (fraction of sequences)")
+        axis.set_title(f"{dataset}: integer accuracy vs model size")
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=8, loc="lower right")
+        return figure
+    return _figure(draw)
+
+
+def accuracy_vs_params(grouped: list[dict], dataset: str) -> bytes:
+    """Float, int8, int16x8 and torch.ao dynamic int8 accuracy against parameter count."""
+    entries = [e for e in grouped if e["dataset"] == dataset]
+
+    def draw(plt):
+        figure, axis = plt.subplots(figsize=(7.5, 4.6))
+        for layers, variant in sorted({(e["layers"], e["variant"]) for e in entries}):
+            same = [e for e in entries if (e["layers"], e["variant"]) == (layers, variant)]
+            lines = [("float", None, "float_accuracy", "o"), ("int8", "int8", "accuracy", "s"),
+                     ("int16x8", "int16x8", "accuracy", "^"), ("torch.ao dynamic int8", None, "dynamic_int8_accuracy", "x")]
+            for label, scheme, column, marker in lines:
+                # float and torch.ao figures belong to the model: both schemes' cells carry the same ones
+                points = sorted({e["params"]: (e["params"], e[column], e[f"{column}_std"]) for e in same
+                                 if scheme in (None, e["scheme"]) and e[column] is not None}.values())
+                if points:
+                    x, y, err = zip(*points)
+                    axis.errorbar(x, y, yerr=err, marker=marker, capsize=3, label=f"{label}, {layers}L {variant}")
+        axis.set_xscale("log")
+        axis.set_xlabel("parameters (count, log scale)")
+        axis.set_ylabel("test accuracy (fraction of sequences)")
+        axis.set_title(f"{dataset}: accuracy vs parameters\n(float, integer, and torch.ao dynamic int8 as a user would pick)")
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=7, loc="lower right")
+        return figure
+    return _figure(draw)
+
+
+def firmware_figure(rows: list[dict], targets: tuple[str, ...]) -> bytes:
+    """Instructions per step against model bytes, per emulated core and scheme (first seed's cells)."""
+    def draw(plt):
+        figure, axis = plt.subplots(figsize=(7.5, 4.6))
+        for target in targets:
+            for scheme, marker in (("int8", "s"), ("int16x8", "^")):
+                points = sorted({(r["model_bytes"], r[f"{target}_instructions_per_step"]) for r in rows
+                                 if r["scheme"] == scheme and r[f"{target}_instructions_per_step"] is not None})
+                if points:
+                    axis.plot(*zip(*points), marker=marker, label=f"{target} {scheme}")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("model bytes (integer weights and biases, B, log scale)")
+        axis.set_ylabel("instructions per GRU step (median, log scale)")
+        axis.set_title("Emulated Cortex-M cost per step")
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=8)
+        return figure
+    return _figure(draw)
+
+
+def _number(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def tables(sweep_dir: Path, rows: list[dict], grouped: list[dict], targets: tuple[str, ...]) -> list[tuple[str, list, list]]:
+    """(title, header, body) per table; a body cell is (text, cell id or None, column or None, exact value)."""
+    models = [(f"{e['dataset']}", e["hidden"], e["layers"], e["variant"], e["scheme"], f"{e['params']:,}",
+               f"{e['model_bytes']:,}", _number(e["float_accuracy"], ".4f"),
+               _number(e["accuracy"], ".4f") + (f" ± {e['accuracy_std']:.4f}" if e["seeds"] > 1 else ""),
+               _number(e["dynamic_int8_accuracy"], ".4f"), e["seeds"]) for e in grouped]
+    result = [("Models (test accuracy, mean ± sample std over seeds)",
+               ["dataset", "H", "layers", "variant", "scheme", "params", "model B", "float", "integer",
+                "torch.ao dynamic int8", "seeds"], [[(str(v), None, None, None) for v in m] for m in models])]
+    backends = sorted({b for r in rows for b in read_json(RunLayout(sweep_dir / r["run_dir"]).verify_json(r["scheme"]))["backends"]})
+    body = []
+    for r in rows:
+        cell = f"{r['run_dir']}/{r['scheme']}"
+        verified = read_json(RunLayout(sweep_dir / r["run_dir"]).verify_json(r["scheme"]))["backends"]
+        line = [(r["run_dir"].removeprefix("runs/"), None, None, None), (r["scheme"], None, None, None),
+                (f"{r['accuracy']:.4f}", cell, "accuracy", r["accuracy"]),
+                (f"{r['model_bytes']:,}", cell, "model_bytes", r["model_bytes"])]
+        for backend in backends:
+            v = verified.get(backend)
+            text = "-" if v is None else f"{v['mismatches']:,} / {v['max_abs_lsb']}" + ("" if v["exact_required"] else " (tol.)")
+            line.append((text, cell, f"{backend}_mismatches", None if v is None else v["mismatches"]))
+        body.append(line)
+    result.append(("Per-backend agreement with the golden model (mismatched elements / max LSB, every test sequence)",
+                   ["run", "scheme", "accuracy", "model B", *backends], body))
+    if targets:
+        body = []
+        for r in rows:
+            cell = f"{r['run_dir']}/{r['scheme']}"
+            for t in targets:
+                duty = r[f"{t}_duty_cycle"]
+                body.append([(r["run_dir"].removeprefix("runs/"), None, None, None), (r["scheme"], None, None, None),
+                             (t, None, None, None),
+                             (_number(r[f"{t}_flash_bytes"], ","), cell, f"{t}_flash_bytes", r[f"{t}_flash_bytes"]),
+                             (_number(r[f"{t}_ram_bytes"], ","), cell, f"{t}_ram_bytes", r[f"{t}_ram_bytes"]),
+                             (_number(r[f"{t}_instructions_per_step"], ","), cell, f"{t}_instructions_per_step",
+                              r[f"{t}_instructions_per_step"]),
+                             (_number(r[f"{t}_us_per_step"], ".1f"), None, None, None),
+                             ("-" if duty is None else f"{100 * duty:.3f}%", None, None, None),
+                             (_number(r[f"{t}_firmware_mismatches"], ","), None, None, None)])
+        result.append(("Firmware on emulated cores (flash and RAM in bytes; µs per step at the recorded clock, "
+                       "1 instruction per cycle; duty cycle where the detector ran)",
+                       ["run", "scheme", "core", "flash B", "RAM B", "instr/step", "µs/step", "duty cycle", "mismatches"],
+                       body))
+    return result
+
+
+def markdown(title: str, lines: list[str], figures: dict[str, bytes], table_list) -> str:
+    out = [f"# {title}", "", "## Recommendation per size budget", ""] + [f"- {line}" for line in lines] + [""]
+    out += [f"![{name}](figures/{name}.png)\n" for name in figures]
+    for caption, header, body in table_list:
+        out += [f"## {caption}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(cell[0] for cell in line) + " |" for line in body]
+        out.append("")
+    return "\n".join(out)
+
+
+def html_page(title: str, lines: list[str], figures: dict[str, bytes], table_list) -> str:
+    esc = html.escape
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
+             "font-size:13px;margin-bottom:2em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+             "img{max-width:100%}</style></head><body>", f"<h1>{esc(title)}</h1>",
+             "<h2>Recommendation per size budget</h2><ul>"] + [f"<li>{esc(line)}</li>" for line in lines] + ["</ul>"]
+    for name, png in figures.items():
+        parts.append(f"<figure><img id='{esc(name)}' alt='{esc(name)}' "
+                     f"src='data:image/png;base64,{base64.b64encode(png).decode()}'></figure>")
+    for caption, header, body in table_list:
+        parts.append(f"<h2>{esc(caption)}</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
+        for line in body:
+            parts.append("<tr>" + "".join(
+                f"<td data-cell='{esc(cell)}' data-column='{esc(column)}' data-value='{esc(repr(value))}'>{esc(text)}</td>"
+                if cell else f"<td>{esc(text)}</td>" for text, cell, column, value in line) + "</tr>")
+        parts.append("</table>")
+    return "\n".join(parts + ["</body></html>\n"])
+
+
+def report_run(sweep_dir: Path) -> dict:
+    """Write report.html, report.md and figures/ for a sweep; returns {paths..., "recommendations": lines}."""
+    sweep_dir = Path(sweep_dir)
+    grid, _ = read_sweep(sweep_dir)
+    rows = finished_rows(sweep_dir)
+    if not rows:
+        raise EdgeGRUError(f"{sweep_dir} has no finished cell yet; run `edgegru sweep --out {sweep_dir}` first")
+    grouped = group_seeds(rows)
+    figures = {}
+    for dataset in sorted({r["dataset"] for r in rows}):
+        figures[f"{dataset}-accuracy-vs-bytes"] = accuracy_vs_bytes(grouped, dataset)
+        figures[f"{dataset}-accuracy-vs-params"] = accuracy_vs_params(grouped, dataset)
+    if grid.firmware:
+        figures["firmware-instructions"] = firmware_figure(rows, grid.firmware)
+    lines = recommendations(grouped, rows, grid.firmware)
+    table_list = tables(sweep_dir, rows, grouped, grid.firmware)
+    title = f"EdgeGRU sweep {sweep_dir.name}: {len(rows)} cells"
+    for name, png in figures.items():
+        write_bytes_atomic(sweep_dir / "figures" / f"{name}.png", png)
+    written = {"html": write_bytes_atomic(sweep_dir / "report.html", html_page(title, lines, figures, table_list).encode()),
+               "md": write_bytes_atomic(sweep_dir / "report.md", markdown(title, lines, figures, table_list).encode())}
+    return {**{k: str(v) for k, v in written.items()}, "cells": len(rows), "figures": list(figures),
+            "recommendations": lines}
