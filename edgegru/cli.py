@@ -13,7 +13,7 @@ from edgegru.stages import options
 from edgegru.stages.bench_stage import BENCHMARKS, bench_run
 from edgegru.stages.demo_stage import demo
 from edgegru.stages.export_stage import export_run
-from edgegru.stages.firmware_stage import TARGET_NAMES, firmware_run
+from edgegru.stages.firmware_stage import DEFAULT_SAMPLE_HZ, TARGET_NAMES, firmware_run
 from edgegru.stages.quantize_stage import quantize_run
 from edgegru.stages.report_stage import report_run
 from edgegru.stages.sweep_stage import DEFAULT_BACKENDS, Grid, sweep_run
@@ -220,7 +220,7 @@ def command_bench(args: argparse.Namespace) -> None:
 
 
 def command_report(args: argparse.Namespace) -> None:
-    written = report_run(Path(args.sweep_dir))
+    written = report_run(Path(args.sweep_dir), args.sample_hz)
     for line in written["recommendations"]:
         print(line)
     print(f"{written['cells']} cells; wrote {written['html']} and {written['md']}")
@@ -382,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "one recommendation per size budget. Writes SWEEP_DIR/report.html (self-contained, opens "
                     "offline), report.md and figures/.")
     report.add_argument("sweep_dir", help="a directory written by `edgegru sweep --out`")
+    report.add_argument("--sample-hz", type=float, default=DEFAULT_SAMPLE_HZ,
+                        help="steps per second on the device, for the firmware duty cycle (default %(default)s)")
     report.set_defaults(run=command_report)
 
     sweep = commands.add_parser(

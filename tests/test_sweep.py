@@ -22,7 +22,7 @@ from edgegru.stages.run_layout import RunLayout, read_json
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--dataset", "japanese-vowels", "--hidden", "4,8", "--schemes", "int8,int16x8", "--epochs", "1",
-        "--backends", "tflm,onnxruntime", "--cpus", "2"]
+        "--backends", "tflm,onnxruntime", "--firmware", "cortex-m4", "--cpus", "2"]
 
 
 def cells(sweep_dir: Path) -> list[dict]:
@@ -71,6 +71,8 @@ def test_the_rows_are_the_cells_own_files(resumed_sweep):
         assert float(row["accuracy"]) == quant["quant_accuracy"] and int(row["model_bytes"]) == quant["weight_bytes"]
         assert int(row["mismatches"]) == sum(r["mismatches"] for r in verified["backends"].values()) == 0
         assert set(verified["backends"]) == {"tflm", "onnxruntime"}
+        firmware = read_json(layout.firmware_dir(row["scheme"]) / "cortex-m4" / "firmware.json")
+        assert int(row["cortex-m4_instructions_per_step"]) == firmware["instructions_per_step_median"] > 0
 
 
 def test_a_finished_sweep_does_no_work(resumed_sweep, monkeypatch, capsys):
@@ -125,6 +127,10 @@ def test_a_number_of_the_html_is_its_cells_own(reported_sweep):
     verified = read_json(RunLayout(out / "runs/japanese-vowels-h8-l1-reset_after-seed0").verify_json("int16x8"))
     found = re.search(f"<td data-cell='{cell}' data-column='tflm_mismatches' data-value='([^']*)'>", page)
     assert found and int(found[1]) == verified["backends"]["tflm"]["mismatches"]
+    firmware = read_json(RunLayout(out / "runs/japanese-vowels-h8-l1-reset_after-seed0").firmware_dir("int16x8")
+                         / "cortex-m4" / "firmware.json")
+    found = re.search(f"<td data-cell='{cell}' data-column='cortex-m4_flash_bytes' data-value='([^']*)'>([^<]*)</td>", page)
+    assert found and int(found[1]) == firmware["flash_bytes"] and found[2] == f"{firmware['flash_bytes']:,}"
     assert "http://" not in page and "https://" not in page
 
 
@@ -146,7 +152,8 @@ def test_the_report_renders_offline_in_a_real_browser(reported_sweep):
             title = page.title()
         finally:
             browser.close()
-    assert [name for name, _, _ in images] == ["japanese-vowels-accuracy-vs-bytes", "japanese-vowels-accuracy-vs-params"]
+    assert [name for name, _, _ in images] == ["japanese-vowels-accuracy-vs-bytes", "japanese-vowels-accuracy-vs-params",
+                                               "firmware-instructions"]
     assert all(complete and width > 0 for _, complete, width in images), images
     assert errors == []
     assert all(url.startswith(("file:", "data:")) for url in requests), requests

@@ -23,6 +23,7 @@ from statistics import mean, stdev
 
 from edgegru.atomic import write_bytes_atomic
 from edgegru.errors import EdgeGRUError
+from edgegru.stages.firmware_stage import DEFAULT_SAMPLE_HZ
 from edgegru.stages.run_layout import RunLayout, read_json
 from edgegru.stages.sweep_stage import finished_rows, read_sweep
 
@@ -195,7 +196,8 @@ def _number(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def tables(sweep_dir: Path, rows: list[dict], grouped: list[dict], targets: tuple[str, ...]) -> list[tuple[str, list, list]]:
+def tables(sweep_dir: Path, rows: list[dict], grouped: list[dict], targets: tuple[str, ...],
+           sample_hz: float) -> list[tuple[str, list, list]]:
     """(title, header, body) per table; a body cell is (text, cell id or None, column or None, exact value)."""
     models = [(f"{e['dataset']}", e["hidden"], e["layers"], e["variant"], e["scheme"], f"{e['params']:,}",
                f"{e['model_bytes']:,}", _number(e["float_accuracy"], ".4f"),
@@ -224,20 +226,20 @@ def tables(sweep_dir: Path, rows: list[dict], grouped: list[dict], targets: tupl
         for r in rows:
             cell = f"{r['run_dir']}/{r['scheme']}"
             for t in targets:
-                duty = r[f"{t}_duty_cycle"]
+                us = r[f"{t}_us_per_step"]
                 body.append([(r["run_dir"].removeprefix("runs/"), None, None, None), (r["scheme"], None, None, None),
                              (t, None, None, None),
                              (_number(r[f"{t}_flash_bytes"], ","), cell, f"{t}_flash_bytes", r[f"{t}_flash_bytes"]),
                              (_number(r[f"{t}_ram_bytes"], ","), cell, f"{t}_ram_bytes", r[f"{t}_ram_bytes"]),
                              (_number(r[f"{t}_instructions_per_step"], ","), cell, f"{t}_instructions_per_step",
                               r[f"{t}_instructions_per_step"]),
-                             (_number(r[f"{t}_us_per_step"], ".1f"), None, None, None),
-                             ("-" if duty is None else f"{100 * duty:.3f}%", None, None, None),
+                             (f"{us:.2f} at {r[f'{t}_clock_mhz']:g} MHz", cell, f"{t}_us_per_step", us),
+                             (f"{100 * us * sample_hz / 1e6:.3f}%", None, None, None),
                              (_number(r[f"{t}_firmware_mismatches"], ","), None, None, None)])
         result.append(("Firmware on emulated cores (flash and RAM in bytes; µs per step at the recorded clock, "
-                       "1 instruction per cycle; duty cycle where the detector ran)",
-                       ["run", "scheme", "core", "flash B", "RAM B", "instr/step", "µs/step", "duty cycle", "mismatches"],
-                       body))
+                       f"1 instruction per cycle; duty cycle: µs per step x {sample_hz:g} steps per second)",
+                       ["run", "scheme", "core", "flash B", "RAM B", "instr/step", "µs/step",
+                        f"duty cycle at {sample_hz:g} Hz", "mismatches"], body))
     return result
 
 
@@ -271,8 +273,9 @@ def html_page(title: str, lines: list[str], figures: dict[str, bytes], table_lis
     return "\n".join(parts + ["</body></html>\n"])
 
 
-def report_run(sweep_dir: Path) -> dict:
-    """Write report.html, report.md and figures/ for a sweep; returns {paths..., "recommendations": lines}."""
+def report_run(sweep_dir: Path, sample_hz: float = DEFAULT_SAMPLE_HZ) -> dict:
+    """Write report.html, report.md and figures/ for a sweep; `sample_hz` (steps per second on the device)
+    turns µs per step into a duty cycle.  Returns {paths..., "recommendations": lines}."""
     sweep_dir = Path(sweep_dir)
     grid, _ = read_sweep(sweep_dir)
     rows = finished_rows(sweep_dir)
@@ -286,7 +289,7 @@ def report_run(sweep_dir: Path) -> dict:
     if grid.firmware:
         figures["firmware-instructions"] = firmware_figure(rows, grid.firmware)
     lines = recommendations(grouped, rows, grid.firmware)
-    table_list = tables(sweep_dir, rows, grouped, grid.firmware)
+    table_list = tables(sweep_dir, rows, grouped, grid.firmware, sample_hz)
     title = f"EdgeGRU sweep {sweep_dir.name}: {len(rows)} cells"
     for name, png in figures.items():
         write_bytes_atomic(sweep_dir / "figures" / f"{name}.png", png)

@@ -46,8 +46,9 @@ DEFAULT_BACKENDS = ("tflm", "tflite-runtime", "litert-ref", "litert", "onnxrunti
 LAYERS = (1, 2)
 MAX_RETRIES = 2  # a cell's worker may die this many times before the cell counts as failed
 CELL_KEYS = ("dataset", "hidden", "layers", "variant", "scheme", "seed")
+# cells.csv column (after "<target>_") <- firmware.json key
 FIRMWARE_KEYS = {"flash_bytes": "flash_bytes", "ram_bytes": "ram_bytes",
-                 "instructions_per_step": "instructions_per_step_median",
+                 "instructions_per_step": "instructions_per_step_median", "clock_mhz": "clock_mhz",
                  "us_per_step": "microseconds_per_step", "firmware_mismatches": "mismatches"}
 
 
@@ -192,7 +193,6 @@ def cell_row(run: Path, scheme: str, firmware: tuple[str, ...]) -> dict:
     for target in firmware:
         record = read_json(layout.firmware_dir(scheme) / target / "firmware.json")
         row.update({f"{target}_{column}": record.get(key) for column, key in FIRMWARE_KEYS.items()})
-        row[f"{target}_duty_cycle"] = record.get("duty_cycle")
     return row
 
 
@@ -274,31 +274,40 @@ def sweep_run(sweep_dir: Path, grid: Grid, base: TrainConfig, address: str | Non
 
 
 def _run_on_ray(sweep_dir: Path, todo: dict, grid: Grid, address, cpus, threads, progress, done: int, total: int) -> dict:
-    """Submit a training task per model and a chain of cell tasks per model; wait with a progress bar
-    over cells.  Returns {cell name: error} for the cells that failed."""
+    """Per model, a training task and then its cells one after another; at most two models per free
+    slot of the cluster in flight, so cells finish (and are kept) as the sweep goes rather than after
+    every training.  A progress bar over cells.  Returns {cell name: error} for the cells that failed."""
     from tqdm import tqdm
 
     ray = _start_ray(address, cpus, threads)
     try:
         train_task = ray.remote(num_cpus=threads, max_retries=MAX_RETRIES)(train_model)
         cell_task = ray.remote(num_cpus=threads, max_retries=MAX_RETRIES)(run_cell)
-        names = {}
-        for (dataset, config), schemes in todo.items():
+        window = 2 * max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
+        queue, names, last_of_run, failed = list(todo.items()), {}, set(), {}
+
+        def submit():
+            (dataset, config), schemes = queue.pop(0)
             run = str(run_dir(sweep_dir, dataset, config))
             previous = train_task.remote(dataset, config, run, threads)
             for scheme in schemes:
                 previous = cell_task.remote(dataset, config, scheme, run, grid, threads, previous)
                 names[previous] = f"{Path(run).name}/{scheme}"
-        failed = {}
+            last_of_run.add(previous)
+
+        for _ in range(min(window, len(queue))):
+            submit()
         with tqdm(total=total, initial=done, desc=f"sweep {sweep_dir.name}", unit="cell", disable=not progress) as bar:
-            waiting = list(names)
-            while waiting:
-                ready, waiting = ray.wait(waiting, num_returns=1)
+            while names:
+                (ready,), _ = ray.wait(list(names), num_returns=1)
                 try:
-                    ray.get(ready[0])
+                    ray.get(ready)
                 except Exception as error:  # noqa: BLE001 - a failed cell is reported, never recorded
-                    failed[names[ready[0]]] = str(error).strip().splitlines()[-1]
+                    failed[names[ready]] = str(error).strip().splitlines()[-1]
+                del names[ready]
                 bar.update(1)
+                if ready in last_of_run and queue:
+                    submit()
         return failed
     finally:
         ray.shutdown()
