@@ -215,7 +215,7 @@ def command_firmware(args: argparse.Namespace) -> None:
 
 def command_bench(args: argparse.Namespace) -> None:
     for title, text in bench_run(Path(args.run_dir), args.benchmarks or list(BENCHMARKS), args.scheme, args.targets,
-                                 args.steps, stream_steps=args.stream_steps):
+                                 args.steps, stream_steps=args.stream_steps, latency_steps=args.latency_steps):
         print(f"{title}\n{text}\n")
 
 
@@ -433,13 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench", help="benchmarks that print figures (instructions per MAC on emulated cores)",
-        description="Runs every benchmark unless some are chosen. firmware: the generated C on emulated Cortex-M cores, "
+        description="Runs every benchmark unless some are chosen. batch: the golden model against torch float on the "
+                    "same model and test split, batched, steps per second and the ratio. latency: microseconds per "
+                    "step of each deployed backend (LiteRT, tflite-runtime, TFLite Micro, onnxruntime, the C host "
+                    "build) and the golden step, batch 1, side by side. firmware: the generated C on emulated Cortex-M cores, "
                     "optimized (DSP/MVE) and portable paths side by side: whole step and mat-vec alone, exact "
                     "instruction counts from QEMU (skipped, with the reason, where the toolchain is missing). stream: "
                     "a long stream (the test recordings repeated) through the golden model, the C host build and the "
                     "float model with the state carried: steps per second side by side, state range, memory, and "
                     "golden vs C bit-equality.")
     bench.add_argument("run_dir", nargs="?", default="runs/watch", help="a quantized run (default %(default)s, made by `make demo`)")
+    bench.add_argument("--batch", dest="benchmarks", action="append_const", const="batch", help="golden vs torch float")
+    bench.add_argument("--latency", dest="benchmarks", action="append_const", const="latency", help="per-step latency")
+    bench.add_argument("--latency-steps", type=positive_int, default=2000, help="test steps timed per backend (default %(default)s)")
     bench.add_argument("--firmware", dest="benchmarks", action="append_const", const="firmware", help="the generated C")
     bench.add_argument("--stream", dest="benchmarks", action="append_const", const="stream", help="a long stream")
     bench.add_argument("--stream-steps", type=positive_int, default=1_000_000, help="steps of the long stream (default %(default)s)")
