@@ -228,7 +228,7 @@ def command_report(args: argparse.Namespace) -> None:
 
 def command_sweep(args: argparse.Namespace) -> None:
     grid = Grid(tuple(args.dataset), tuple(args.hidden), tuple(args.layers), tuple(args.variants), tuple(args.schemes),
-                args.seeds, tuple(args.backends), tuple(args.firmware))
+                args.seeds, tuple(args.backends), tuple(args.firmware), args.max_sequences)
     base = options.TrainConfig(epochs=args.epochs, seed=args.seed)
     result = sweep_run(Path(args.out), grid, base, args.address, args.cpus, args.threads)
     print(f"{result['cells']} cells: {result['already']} finished before, {result['ran']} run now; "
@@ -407,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated backends verified per cell (default %(default)s)")
     sweep.add_argument("--firmware", type=comma_names, default="",
                        help=f"comma-separated targets to run the generated C on: {', '.join(TARGET_NAMES)} (default none)")
+    sweep.add_argument("--max-sequences", type=int, help="verify and run firmware on the first N test sequences only "
+                                                         "(default: all; accuracy is always over all)")
     sweep.add_argument("--out", required=True, help="the sweep directory, e.g. runs/sweeps/NAME")
     sweep.add_argument("--address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of starting a local one")
     sweep.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray (default: all)")

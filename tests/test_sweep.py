@@ -1,5 +1,5 @@
-"""`edgegru sweep` on a tiny grid: killed mid-way and resumed, nothing lost or duplicated, a finished
-cell never redone, an interrupted cell redone; an invalid grid refused before any work.  Its
+"""`edgegru sweep` on a tiny grid: killed mid-way and resumed (a cell's worker killed too, and
+retried), nothing lost or duplicated, a finished cell never redone, an interrupted cell redone; an invalid grid refused before any work.  Its
 `edgegru report`: numbers equal to the cells' files, and report.html opened offline in a real browser."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from edgegru.stages.run_layout import RunLayout, read_json
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--dataset", "japanese-vowels", "--hidden", "4,8", "--schemes", "int8,int16x8", "--epochs", "1",
-        "--backends", "tflm,onnxruntime", "--firmware", "cortex-m4", "--cpus", "2"]
+        "--backends", "tflm,onnxruntime", "--firmware", "cortex-m4", "--max-sequences", "20",
+        "--cpus", "2"]
 
 
 def cells(sweep_dir: Path) -> list[dict]:
@@ -34,10 +36,38 @@ def markers(sweep_dir: Path) -> dict[Path, int]:
     return {path: path.stat().st_mtime_ns for path in sorted(sweep_dir.glob("runs/*/cells/*.json"))}
 
 
+def descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
+
+
+def kill_one_cell_worker(killed: list[int], stop: threading.Event) -> None:
+    """SIGKILL the first Ray worker of this process that runs a cell (its title is `ray::run_cell`)."""
+    while not stop.is_set() and not killed:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    title = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if title.startswith(b"ray::run_cell") and descends_from(int(entry.name), os.getpid()):
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    killed.append(int(entry.name))
+                    return
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def resumed_sweep(tmp_path_factory):
     """The tiny sweep killed (SIGKILL to its whole process group) once its first cell finished, then run
-    again to the end; returns (sweep dir, the markers that existed at the kill)."""
+    again to the end while one of its cell workers is killed; returns (sweep dir, the markers that
+    existed at the kill, the pids of the killed workers)."""
     out = tmp_path_factory.mktemp("sweep") / "tiny"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     process = subprocess.Popen([sys.executable, "-m", "edgegru", "sweep", *TINY, "--out", str(out)], cwd=ROOT, env=env,
@@ -49,12 +79,20 @@ def resumed_sweep(tmp_path_factory):
     process.wait()
     before = markers(out)
     assert 1 <= len(before) < 4, "the kill came too late to interrupt the sweep"
-    assert main([*"sweep".split(), *TINY, "--out", str(out)]) == 0
-    return out, before
+    killed, stop = [], threading.Event()
+    watcher = threading.Thread(target=kill_one_cell_worker, args=(killed, stop))
+    watcher.start()
+    try:
+        assert main(["sweep", *TINY, "--out", str(out)]) == 0
+    finally:
+        stop.set()
+        watcher.join()
+    return out, before, killed
 
 
 def test_a_killed_sweep_resumes_without_losing_or_redoing_a_cell(resumed_sweep):
-    out, before = resumed_sweep
+    out, before, killed = resumed_sweep
+    assert len(killed) == 1, "no cell worker was killed: the retry went untested"
     rows = cells(out)
     keys = [tuple(row[k] for k in sweep_stage.CELL_KEYS) for row in rows]
     assert sorted(keys) == sorted({(d, h, "1", "reset_after", s, "0") for d in ["japanese-vowels"] for h in ("4", "8")
@@ -64,7 +102,7 @@ def test_a_killed_sweep_resumes_without_losing_or_redoing_a_cell(resumed_sweep):
 
 
 def test_the_rows_are_the_cells_own_files(resumed_sweep):
-    out, _ = resumed_sweep
+    out, _, _ = resumed_sweep
     for row in cells(out):
         layout = RunLayout(out / row["run_dir"])
         quant, verified = read_json(layout.quant_json(row["scheme"])), read_json(layout.verify_json(row["scheme"]))
@@ -76,7 +114,7 @@ def test_the_rows_are_the_cells_own_files(resumed_sweep):
 
 
 def test_a_finished_sweep_does_no_work(resumed_sweep, monkeypatch, capsys):
-    out, _ = resumed_sweep
+    out, _, _ = resumed_sweep
     before = markers(out)
     monkeypatch.setattr(sweep_stage, "_start_ray", lambda *args: pytest.fail("Ray started for a finished sweep"))
     assert main(["sweep", *TINY, "--out", str(out)]) == 0
@@ -85,7 +123,7 @@ def test_a_finished_sweep_does_no_work(resumed_sweep, monkeypatch, capsys):
 
 
 def test_an_interrupted_cell_is_redone_alone(resumed_sweep):
-    out, _ = resumed_sweep
+    out, _, _ = resumed_sweep
     run = out / "runs" / "japanese-vowels-h8-l1-reset_after-seed0"
     # A cell interrupted after quantizing: no verification, no marker.
     (run / "verify" / "int16x8.json").unlink()
@@ -112,7 +150,7 @@ def test_an_invalid_grid_fails_before_any_work(argument, message, tmp_path, caps
 
 @pytest.fixture(scope="module")
 def reported_sweep(resumed_sweep):
-    out, _ = resumed_sweep
+    out, _, _ = resumed_sweep
     assert main(["report", str(out)]) == 0
     return out
 

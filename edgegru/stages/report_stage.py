@@ -207,10 +207,11 @@ def tables(sweep_dir: Path, rows: list[dict], grouped: list[dict], targets: tupl
                ["dataset", "H", "layers", "variant", "scheme", "params", "model B", "float", "integer",
                 "torch.ao dynamic int8", "seeds"], [[(str(v), None, None, None) for v in m] for m in models])]
     backends = sorted({b for r in rows for b in read_json(RunLayout(sweep_dir / r["run_dir"]).verify_json(r["scheme"]))["backends"]})
-    body = []
+    body, sequences = [], set()
     for r in rows:
         cell = f"{r['run_dir']}/{r['scheme']}"
         verified = read_json(RunLayout(sweep_dir / r["run_dir"]).verify_json(r["scheme"]))["backends"]
+        sequences.update(v["sequences"] for v in verified.values())
         line = [(r["run_dir"].removeprefix("runs/"), None, None, None), (r["scheme"], None, None, None),
                 (f"{r['accuracy']:.4f}", cell, "accuracy", r["accuracy"]),
                 (f"{r['model_bytes']:,}", cell, "model_bytes", r["model_bytes"])]
@@ -219,7 +220,9 @@ def tables(sweep_dir: Path, rows: list[dict], grouped: list[dict], targets: tupl
             text = "-" if v is None else f"{v['mismatches']:,} / {v['max_abs_lsb']}" + ("" if v["exact_required"] else " (tol.)")
             line.append((text, cell, f"{backend}_mismatches", None if v is None else v["mismatches"]))
         body.append(line)
-    result.append(("Per-backend agreement with the golden model (mismatched elements / max LSB, every test sequence)",
+    result.append(("Per-backend agreement with the golden model (mismatched elements / max LSB, every step of "
+                   f"{' or '.join(map(str, sorted(sequences)))} test sequences; tol.: a tolerance, not bit-exactness, "
+                   "is required)",
                    ["run", "scheme", "accuracy", "model B", *backends], body))
     if targets:
         body = []

@@ -62,6 +62,7 @@ class Grid:
     seeds: int
     backends: tuple[str, ...] = DEFAULT_BACKENDS
     firmware: tuple[str, ...] = ()
+    max_sequences: int | None = None  # verify and run firmware on the first N test sequences (None: all)
 
 
 def _bad(what: str, values, allowed: str):
@@ -82,6 +83,8 @@ def validate_grid(grid: Grid) -> Grid:
     _bad("scheme", [s for s in grid.schemes if s not in SCHEMES], f"choose from {', '.join(SCHEMES)}")
     _bad("backend", [b for b in grid.backends if b not in BACKENDS], f"choose from {', '.join(BACKENDS)}")
     _bad("firmware target", [t for t in grid.firmware if t not in TARGET_NAMES], f"choose from {', '.join(TARGET_NAMES)}")
+    if grid.max_sequences is not None and grid.max_sequences < 1:
+        raise EdgeGRUError(f"invalid grid: --max-sequences {grid.max_sequences}; an integer >= 1")
     if not isinstance(grid.seeds, int) or grid.seeds < 1:
         raise EdgeGRUError(f"invalid grid: --seeds {grid.seeds}; the number of seeds is an integer >= 1")
     _, missing = available_targets(list(grid.firmware))
@@ -123,7 +126,8 @@ def cell_files(run: Path, scheme: str, firmware: tuple[str, ...]) -> list[Path]:
 def _marker_identity(dataset: str, config: TrainConfig, scheme: str, grid: Grid) -> dict:
     return {"cell": {"dataset": dataset, "hidden": config.hidden, "layers": config.layers, "variant": config.variant,
                      "scheme": scheme, "seed": config.seed},
-            "train_config": asdict(config), "backends": list(grid.backends), "firmware": list(grid.firmware)}
+            "train_config": asdict(config), "backends": list(grid.backends), "firmware": list(grid.firmware),
+            "max_sequences": grid.max_sequences}
 
 
 def finished_cell(sweep_dir: Path, dataset: str, config: TrainConfig, scheme: str, grid: Grid) -> dict | None:
@@ -164,9 +168,9 @@ def run_cell(dataset: str, config: TrainConfig, scheme: str, run: str, grid: Gri
     quantize_run(run, scheme)
     for fmt in FORMATS:
         export_run(run, scheme, fmt)
-    verify_run(run, scheme, list(grid.backends), progress=False, reuse=True)
+    verify_run(run, scheme, list(grid.backends), grid.max_sequences, progress=False, reuse=True)
     if grid.firmware:
-        firmware_run(run, scheme, list(grid.firmware), reuse=True)
+        firmware_run(run, scheme, list(grid.firmware), max_sequences=grid.max_sequences, reuse=True)
     files = {str(path.relative_to(run)): file_digest(path) for path in cell_files(run, scheme, grid.firmware)}
     marker = {**_marker_identity(dataset, config, scheme, grid), "files": files}
     write_json_atomic(marker_path(run, scheme), marker)
