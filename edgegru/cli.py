@@ -10,7 +10,7 @@ from tqdm import tqdm  # printing above a stage's progress bar
 
 from edgegru.errors import EdgeGRUError
 from edgegru.stages import options
-from edgegru.stages.bench_stage import BENCHMARKS, bench_run
+from edgegru.stages.bench_stage import BENCHMARKS, LATENCY_STEPS, bench_run
 from edgegru.stages.demo_stage import demo
 from edgegru.stages.export_stage import export_run
 from edgegru.stages.firmware_stage import DEFAULT_SAMPLE_HZ, TARGET_NAMES, firmware_run
@@ -434,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     firmware.set_defaults(run=command_firmware)
 
     bench = commands.add_parser(
-        "bench", help="benchmarks that print figures (instructions per MAC on emulated cores)",
+        "bench", help="benchmarks that print figures (golden vs float, backend latency, emulated cores, streams)",
         description="Runs every benchmark unless some are chosen. batch: the golden model against torch float on the "
                     "same model and test split, batched, steps per second and the ratio. latency: microseconds per "
                     "step of each deployed backend (LiteRT, tflite-runtime, TFLite Micro, onnxruntime, the C host "
@@ -447,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("run_dir", nargs="?", default="runs/watch", help="a quantized run (default %(default)s, made by `make demo`)")
     bench.add_argument("--batch", dest="benchmarks", action="append_const", const="batch", help="golden vs torch float")
     bench.add_argument("--latency", dest="benchmarks", action="append_const", const="latency", help="per-step latency")
-    bench.add_argument("--latency-steps", type=positive_int, default=2000, help="test steps timed per backend (default %(default)s)")
+    bench.add_argument("--latency-steps", type=positive_int, default=LATENCY_STEPS, help="test steps timed per backend (default %(default)s)")
     bench.add_argument("--firmware", dest="benchmarks", action="append_const", const="firmware", help="the generated C")
     bench.add_argument("--stream", dest="benchmarks", action="append_const", const="stream", help="a long stream")
     bench.add_argument("--stream-steps", type=positive_int, default=1_000_000, help="steps of the long stream (default %(default)s)")
