@@ -29,6 +29,7 @@ from edgegru.stages.sweep_stage import finished_rows, read_sweep
 
 BUDGETS_KB = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # size budgets a recommendation is given for, KiB
 MODEL_KEYS = ("dataset", "hidden", "layers", "variant", "scheme")  # a model of the grid; its seeds are grouped
+SCHEME_MARKERS = {"int8": "s", "int16x8": "^"}
 
 
 def group_seeds(rows: list[dict]) -> list[dict]:
@@ -102,71 +103,91 @@ def _figure(draw) -> bytes:
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     figure = draw(plt)
-    for axis in figure.axes:  # log axes: ticks at 1, 2, 5 x 10^k, plain numbers with thousands separators
+    for axis in figure.axes:  # log axes: ticks at 1, 2, 3, 5 x 10^k, plain numbers with thousands separators
         for scale, limits in ((axis.xaxis, axis.get_xlim()), (axis.yaxis, axis.get_ylim())):
             if scale.get_scale() == "log":
                 low, high = limits
                 ticks = [m * 10.0**k for k in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-                         for m in (1, 2, 5) if low <= m * 10.0**k <= high]
+                         for m in (1, 2, 3, 5) if low <= m * 10.0**k <= high]
                 scale.set_major_locator(FixedLocator(ticks))
                 scale.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
                 scale.set_minor_formatter(NullFormatter())
     buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=110)
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
     return buffer.getvalue()
 
 
 def accuracy_vs_bytes(grouped: list[dict], dataset: str) -> bytes:
-    """Integer accuracy against model bytes per scheme, seed spread as error bars, and the Pareto front."""
+    """Integer accuracy against model bytes: a colour per layers and variant, a marker per scheme, seed
+    spread as error bars, and the Pareto front over all of them."""
     entries = [e for e in grouped if e["dataset"] == dataset]
+    kinds = sorted({(e["layers"], e["variant"]) for e in entries})
 
     def draw(plt):
-        figure, axis = plt.subplots(figsize=(7.5, 4.6))
-        for scheme, marker in (("int8", "s"), ("int16x8", "^")):
-            points = sorted((e["model_bytes"], e["accuracy"], e["accuracy_std"]) for e in entries if e["scheme"] == scheme)
-            if points:
-                x, y, err = zip(*points)
-                axis.errorbar(x, y, yerr=err, fmt=marker, capsize=3, label=f"{scheme} (mean ± sample std over seeds)")
+        figure, axis = plt.subplots(figsize=(8, 5.2))
+        for colour, (layers, variant) in enumerate(kinds):
+            for scheme, marker in SCHEME_MARKERS.items():
+                points = sorted((e["model_bytes"], e["accuracy"], e["accuracy_std"]) for e in entries
+                                if (e["layers"], e["variant"], e["scheme"]) == (layers, variant, scheme))
+                if points:
+                    x, y, err = zip(*points)
+                    axis.errorbar(x, y, yerr=err, fmt=marker, color=f"C{colour}", capsize=3,
+                                  label=f"{layers}L {variant} {scheme}")
         front = pareto_front([(e["model_bytes"], e["accuracy"], e) for e in entries])
         axis.step([p[0] for p in front], [p[1] for p in front], where="post", color="0.3", linestyle="--",
-                  label="Pareto front")
-        for size, accuracy, entry in front:
-            axis.annotate(describe(entry), (size, accuracy), fontsize=7, xytext=(4, -10), textcoords="offset points")
+                  label="Pareto front (most accurate at ≤ these bytes)")
+        axis.plot([p[0] for p in front], [p[1] for p in front], "o", markersize=12, markerfacecolor="none", color="0.3")
         axis.set_xscale("log")
         axis.set_xlabel("model bytes (integer weights and biases, B, log scale)")
         axis.set_ylabel("test accuracy (fraction of sequences)")
-        axis.set_title(f"{dataset}: integer accuracy vs model size")
+        axis.set_title(f"{dataset}: integer accuracy vs model size (mean ± sample std over seeds)")
         axis.grid(True, alpha=0.3)
-        axis.legend(fontsize=8, loc="lower right")
+        axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
         return figure
     return _figure(draw)
 
 
 def accuracy_vs_params(grouped: list[dict], dataset: str) -> bytes:
-    """Float, int8, int16x8 and torch.ao dynamic int8 accuracy against parameter count."""
+    """Float, int8, int16x8 and torch.ao dynamic int8 accuracy against parameter count, a panel per
+    layers and variant."""
     entries = [e for e in grouped if e["dataset"] == dataset]
+    kinds = sorted({(e["layers"], e["variant"]) for e in entries})
+    lines = [("float", None, "float_accuracy", "o"), ("int8", "int8", "accuracy", SCHEME_MARKERS["int8"]),
+             ("int16x8", "int16x8", "accuracy", SCHEME_MARKERS["int16x8"]),
+             ("torch.ao dynamic int8", None, "dynamic_int8_accuracy", "x")]
 
     def draw(plt):
-        figure, axis = plt.subplots(figsize=(7.5, 4.6))
-        for layers, variant in sorted({(e["layers"], e["variant"]) for e in entries}):
+        columns = min(2, len(kinds))
+        rows = -(-len(kinds) // columns)
+        figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns + 0.6, 3.4 * rows + 1.0), sharey=True,
+                                    squeeze=False)
+        for panel, (layers, variant) in enumerate(kinds):
+            axis = axes.flat[panel]
             same = [e for e in entries if (e["layers"], e["variant"]) == (layers, variant)]
-            lines = [("float", None, "float_accuracy", "o"), ("int8", "int8", "accuracy", "s"),
-                     ("int16x8", "int16x8", "accuracy", "^"), ("torch.ao dynamic int8", None, "dynamic_int8_accuracy", "x")]
-            for label, scheme, column, marker in lines:
+            for colour, (label, scheme, column, marker) in enumerate(lines):
                 # float and torch.ao figures belong to the model: both schemes' cells carry the same ones
                 points = sorted({e["params"]: (e["params"], e[column], e[f"{column}_std"]) for e in same
                                  if scheme in (None, e["scheme"]) and e[column] is not None}.values())
                 if points:
                     x, y, err = zip(*points)
-                    axis.errorbar(x, y, yerr=err, marker=marker, capsize=3, label=f"{label}, {layers}L {variant}")
-        axis.set_xscale("log")
-        axis.set_xlabel("parameters (count, log scale)")
-        axis.set_ylabel("test accuracy (fraction of sequences)")
-        axis.set_title(f"{dataset}: accuracy vs parameters\n(float, integer, and torch.ao dynamic int8 as a user would pick)")
-        axis.grid(True, alpha=0.3)
-        axis.legend(fontsize=7, loc="lower right")
+                    style = {"linestyle": "--", "markerfacecolor": "none", "color": "black"} if label == "float" else {}
+                    axis.errorbar(x, y, yerr=err, marker=marker, capsize=3, label=label,
+                                  **({"color": f"C{colour}"} | style))
+            axis.set_xscale("log")
+            baseline = "" if any(e["dynamic_int8_accuracy"] is not None for e in same) else \
+                "\n(no torch.ao baseline: torch's GRU is reset_after)"
+            axis.set_title(f"{layers} layer{'s' if layers > 1 else ''}, {variant}{baseline}", fontsize=10)
+            axis.set_xlabel("parameters (count, log scale)")
+            axis.set_ylabel("test accuracy (fraction)")
+            axis.grid(True, alpha=0.3)
+        for axis in axes.flat[len(kinds):]:
+            axis.set_visible(False)
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
+        figure.suptitle(f"{dataset}: accuracy vs parameters, float, integer and torch.ao dynamic int8\n"
+                        "(mean ± sample std over seeds)", fontsize=11)
+        figure.tight_layout(rect=(0, 0.05, 1, 1))
         return figure
     return _figure(draw)
 
@@ -176,7 +197,7 @@ def firmware_figure(rows: list[dict], targets: tuple[str, ...]) -> bytes:
     def draw(plt):
         figure, axis = plt.subplots(figsize=(7.5, 4.6))
         for target in targets:
-            for scheme, marker in (("int8", "s"), ("int16x8", "^")):
+            for scheme, marker in SCHEME_MARKERS.items():
                 points = sorted({(r["model_bytes"], r[f"{target}_instructions_per_step"]) for r in rows
                                  if r["scheme"] == scheme and r[f"{target}_instructions_per_step"] is not None})
                 if points:
