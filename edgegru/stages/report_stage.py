@@ -30,6 +30,7 @@ from edgegru.stages.sweep_stage import finished_rows, read_sweep
 BUDGETS_KB = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # size budgets a recommendation is given for, KiB
 MODEL_KEYS = ("dataset", "hidden", "layers", "variant", "scheme")  # a model of the grid; its seeds are grouped
 SCHEME_MARKERS = {"int8": "s", "int16x8": "^"}
+RECOMMENDATIONS = "Recommendation per size budget (1 KB = 1,024 B; accuracy: mean over seeds)"
 
 
 def group_seeds(rows: list[dict]) -> list[dict]:
@@ -268,7 +269,7 @@ def tables(sweep_dir: Path, rows: list[dict], grouped: list[dict], targets: tupl
 
 
 def markdown(title: str, lines: list[str], figures: dict[str, bytes], table_list) -> str:
-    out = [f"# {title}", "", "## Recommendation per size budget", ""] + [f"- {line}" for line in lines] + [""]
+    out = [f"# {title}", "", f"## {RECOMMENDATIONS}", ""] + [f"- {line}" for line in lines] + [""]
     out += [f"![{name}](figures/{name}.png)\n" for name in figures]
     for caption, header, body in table_list:
         out += [f"## {caption}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -283,7 +284,7 @@ def html_page(title: str, lines: list[str], figures: dict[str, bytes], table_lis
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
              "font-size:13px;margin-bottom:2em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
              "img{max-width:100%}</style></head><body>", f"<h1>{esc(title)}</h1>",
-             "<h2>Recommendation per size budget</h2><ul>"] + [f"<li>{esc(line)}</li>" for line in lines] + ["</ul>"]
+             f"<h2>{esc(RECOMMENDATIONS)}</h2><ul>"] + [f"<li>{esc(line)}</li>" for line in lines] + ["</ul>"]
     for name, png in figures.items():
         parts.append(f"<figure><img id='{esc(name)}' alt='{esc(name)}' "
                      f"src='data:image/png;base64,{base64.b64encode(png).decode()}'></figure>")
