@@ -104,12 +104,14 @@ def _figure(draw) -> bytes:
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     figure = draw(plt)
-    for axis in figure.axes:  # log axes: ticks at 1, 2, 3, 5 x 10^k, plain numbers with thousands separators
+    for axis in figure.axes:  # log axes: ticks at 1, 2, 3, 5 x 10^k (fewer over a wide range), plain numbers with thousands separators
         for scale, limits in ((axis.xaxis, axis.get_xlim()), (axis.yaxis, axis.get_ylim())):
             if scale.get_scale() == "log":
                 low, high = limits
+                decades = math.log10(high / low)
+                steps = (1, 2, 3, 5) if decades < 1.5 else (1, 2, 5) if decades < 3 else (1,)  # labels that fit
                 ticks = [m * 10.0**k for k in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-                         for m in (1, 2, 3, 5) if low <= m * 10.0**k <= high]
+                         for m in steps if low <= m * 10.0**k <= high]
                 scale.set_major_locator(FixedLocator(ticks))
                 scale.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
                 scale.set_minor_formatter(NullFormatter())
