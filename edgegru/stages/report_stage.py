@@ -221,21 +221,22 @@ def _number(value, spec: str) -> str:
 
 
 def tables(sweep_dir: Path, rows: list[dict], grouped: list[dict], targets: tuple[str, ...],
-           sample_hz: float) -> list[tuple[str, list, list]]:
-    """(title, header, body) per table; a body cell is (text, cell id or None, column or None, exact value)."""
+           sample_hz: float) -> list[tuple[str, str, list, list]]:
+    """(title, note, header, body) per table; a body cell is (text, cell id or None, column or None, exact value)."""
     models = [(f"{e['dataset']}", e["hidden"], e["layers"], e["variant"], e["scheme"], f"{e['params']:,}",
                f"{e['model_bytes']:,}", _number(e["float_accuracy"], ".4f"),
                _number(e["accuracy"], ".4f") + (f" ± {e['accuracy_std']:.4f}" if e["seeds"] > 1 else ""),
                _number(e["dynamic_int8_accuracy"], ".4f"), e["seeds"]) for e in grouped]
-    result = [("Models (test accuracy, mean ± sample std over seeds)",
+    result = [("Models", "test accuracy (fraction of test sequences), mean ± sample std over seeds; model B: integer "
+               "weights and biases",
                ["dataset", "H", "layers", "variant", "scheme", "params", "model B", "float", "integer",
                 "torch.ao dynamic int8", "seeds"], [[(str(v), None, None, None) for v in m] for m in models])]
-    backends = sorted({b for r in rows for b in read_json(RunLayout(sweep_dir / r["run_dir"]).verify_json(r["scheme"]))["backends"]})
-    body, sequences = [], set()
-    for r in rows:
+    verified_by_row = [read_json(RunLayout(sweep_dir / r["run_dir"]).verify_json(r["scheme"]))["backends"] for r in rows]
+    backends = sorted({backend for verified in verified_by_row for backend in verified})
+    sequences = sorted({v["sequences"] for verified in verified_by_row for v in verified.values()})
+    body = []
+    for r, verified in zip(rows, verified_by_row):
         cell = f"{r['run_dir']}/{r['scheme']}"
-        verified = read_json(RunLayout(sweep_dir / r["run_dir"]).verify_json(r["scheme"]))["backends"]
-        sequences.update(v["sequences"] for v in verified.values())
         line = [(r["run_dir"].removeprefix("runs/"), None, None, None), (r["scheme"], None, None, None),
                 (f"{r['accuracy']:.4f}", cell, "accuracy", r["accuracy"]),
                 (f"{r['model_bytes']:,}", cell, "model_bytes", r["model_bytes"])]
@@ -244,9 +245,10 @@ def tables(sweep_dir: Path, rows: list[dict], grouped: list[dict], targets: tupl
             text = "-" if v is None else f"{v['mismatches']:,} / {v['max_abs_lsb']}" + ("" if v["exact_required"] else " (tol.)")
             line.append((text, cell, f"{backend}_mismatches", None if v is None else v["mismatches"]))
         body.append(line)
-    result.append(("Per-backend agreement with the golden model (mismatched elements / max LSB, every step of "
-                   f"{' or '.join(map(str, sorted(sequences)))} test sequences; tol.: a tolerance, not bit-exactness, "
-                   "is required)",
+    result.append(("Per-backend agreement with the golden model",
+                   f"mismatched elements / max difference in LSB, every output of every step of "
+                   f"{' or '.join(map(str, sequences))} test sequences; (tol.): the backend's own arithmetic, a "
+                   "tolerance is required, not bit-exactness",
                    ["run", "scheme", "accuracy", "model B", *backends], body))
     if targets:
         body = []
@@ -263,8 +265,9 @@ def tables(sweep_dir: Path, rows: list[dict], grouped: list[dict], targets: tupl
                              (f"{us:.2f} at {r[f'{t}_clock_mhz']:g} MHz", cell, f"{t}_us_per_step", us),
                              (f"{100 * us * sample_hz / 1e6:.3f}%", None, None, None),
                              (_number(r[f"{t}_firmware_mismatches"], ","), None, None, None)])
-        result.append(("Firmware on emulated cores (flash and RAM in bytes; µs per step at the recorded clock, "
-                       f"1 instruction per cycle; duty cycle: µs per step x {sample_hz:g} steps per second)",
+        result.append(("Firmware on emulated cores",
+                       "flash and RAM in bytes; instructions per step exact (QEMU), median; µs per step at the recorded "
+                       f"clock, 1 instruction per cycle; duty cycle: µs per step x {sample_hz:g} steps per second",
                        ["run", "scheme", "core", "flash B", "RAM B", "instr/step", "µs/step",
                         f"duty cycle at {sample_hz:g} Hz", "mismatches"], body))
     return result
@@ -273,8 +276,8 @@ def tables(sweep_dir: Path, rows: list[dict], grouped: list[dict], targets: tupl
 def markdown(title: str, lines: list[str], figures: dict[str, bytes], table_list) -> str:
     out = [f"# {title}", "", f"## {RECOMMENDATIONS}", ""] + [f"- {line}" for line in lines] + [""]
     out += [f"![{name}](figures/{name}.png)\n" for name in figures]
-    for caption, header, body in table_list:
-        out += [f"## {caption}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for caption, note, header, body in table_list:
+        out += [f"## {caption}", "", f"{note}.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(cell[0] for cell in line) + " |" for line in body]
         out.append("")
     return "\n".join(out)
@@ -285,13 +288,15 @@ def html_page(title: str, lines: list[str], figures: dict[str, bytes], table_lis
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
              "font-size:13px;margin-bottom:2em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+             "td:first-child{text-align:left}"
              "img{max-width:100%}</style></head><body>", f"<h1>{esc(title)}</h1>",
              f"<h2>{esc(RECOMMENDATIONS)}</h2><ul>"] + [f"<li>{esc(line)}</li>" for line in lines] + ["</ul>"]
     for name, png in figures.items():
         parts.append(f"<figure><img id='{esc(name)}' alt='{esc(name)}' "
                      f"src='data:image/png;base64,{base64.b64encode(png).decode()}'></figure>")
-    for caption, header, body in table_list:
-        parts.append(f"<h2>{esc(caption)}</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
+    for caption, note, header, body in table_list:
+        parts.append(f"<h2>{esc(caption)}</h2><p>{esc(note)}.</p><table><tr>"
+                     + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
         for line in body:
             parts.append("<tr>" + "".join(
                 f"<td data-cell='{esc(cell)}' data-column='{esc(column)}' data-value='{esc(repr(value))}'>{esc(text)}</td>"
