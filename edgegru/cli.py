@@ -229,7 +229,7 @@ def command_report(args: argparse.Namespace) -> None:
 def command_sweep(args: argparse.Namespace) -> None:
     grid = Grid(tuple(args.dataset), tuple(args.hidden), tuple(args.layers), tuple(args.variants), tuple(args.schemes),
                 args.seeds, tuple(args.backends), tuple(args.firmware), args.max_sequences)
-    base = options.TrainConfig(epochs=args.epochs, seed=args.seed)
+    base = options.TrainConfig(steps=args.steps, epochs=args.epochs, seed=args.seed, threads=args.threads)
     result = sweep_run(Path(args.out), grid, base, args.address, args.cpus, args.threads)
     print(f"{result['cells']} cells: {result['already']} finished before, {result['ran']} run now; "
           f"wrote {args.out}/cells.csv ({len(result['rows'])} rows)")
@@ -401,8 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--schemes", type=comma_names, default="int8,int16x8", help="comma-separated (default %(default)s)")
     sweep.add_argument("--seeds", type=int, default=1, help="seeds per model: --seed, --seed + 1, ... (default %(default)s)")
     sweep.add_argument("--seed", type=int, default=options.TrainConfig().seed, help="first seed (default %(default)s)")
-    sweep.add_argument("--epochs", type=positive_int, default=options.TrainConfig().epochs,
-                       help="maximum epochs per model (default %(default)s)")
+    budget = sweep.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=positive_int, help="optimizer updates per model (default: the training recipe's)")
+    budget.add_argument("--epochs", type=positive_int, help="the budget in passes over the training split instead")
     sweep.add_argument("--backends", type=comma_names, default=",".join(DEFAULT_BACKENDS),
                        help="comma-separated backends verified per cell (default %(default)s)")
     sweep.add_argument("--firmware", type=comma_names, default="",
@@ -412,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", required=True, help="the sweep directory, e.g. runs/sweeps/NAME")
     sweep.add_argument("--address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of starting a local one")
     sweep.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
-    sweep.add_argument("--threads", type=positive_int, default=1, help="CPUs and threads per cell (default %(default)s)")
+    sweep.add_argument("--threads", type=positive_int, default=1,
+                       help="CPUs each task declares, and its torch threads (default %(default)s)")
     sweep.set_defaults(run=command_sweep)
 
     firmware = commands.add_parser(

@@ -254,6 +254,7 @@ def sweep_run(sweep_dir: Path, grid: Grid, base: TrainConfig, address: str | Non
     validate_grid(grid)
     if threads < 1 or (cpus is not None and cpus < threads):
         raise EdgeGRUError(f"--threads {threads} must be >= 1 and no more than --cpus {cpus}")
+    base = replace(base, threads=threads)  # training uses the threads its task holds (part of the config)
     sweep_dir = Path(sweep_dir)
     write_json_atomic(sweep_dir / "sweep.json", {"grid": asdict(grid), "train_config": asdict(base)})
     todo: dict[tuple[str, TrainConfig], list[str]] = {}
