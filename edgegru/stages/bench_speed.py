@@ -14,7 +14,6 @@ exported, no C sources) is skipped with the command that writes it.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
