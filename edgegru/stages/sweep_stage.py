@@ -41,7 +41,7 @@ from edgegru.tensor_quant import SCHEMES
 from edgegru.train import TrainConfig
 from export.verify import BACKENDS
 
-# Backends that run without the Cortex-M toolchain; every one of them must be bit-exact except litert.
+# Backends that run without the Cortex-M toolchain or QEMU (each verify record says whether it must be bit-exact).
 DEFAULT_BACKENDS = ("tflm", "tflite-runtime", "litert-ref", "litert", "onnxruntime")
 LAYERS = (1, 2)
 MAX_RETRIES = 2  # a cell's worker may die this many times before the cell counts as failed
