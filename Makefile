@@ -3,8 +3,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-# Debian packages for the firmware targets: cross compiler, its C library, the emulator, clang.
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang
+# Debian packages for the firmware targets: cross compiler, its C library, the emulator, clang; and the
+# headless Chromium the report's browser test drives through Playwright.
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang chromium-headless-shell
 
 .PHONY: demo test bench toolchain toolchain-if-possible litert-arm64 clean
 
@@ -18,8 +19,9 @@ $(STAMP): pyproject.toml
 # The Cortex-M toolchain and emulator from Debian's packages (needs root or sudo, and apt).
 toolchain:
 	@if command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
-	    && command -v clang >/dev/null && [ -d /usr/lib/arm-none-eabi/newlib ]; then \
-	  echo "toolchain: arm-none-eabi-gcc, qemu-system-arm and clang present"; \
+	    && command -v clang >/dev/null && [ -d /usr/lib/arm-none-eabi/newlib ] \
+	    && command -v chromium-headless-shell >/dev/null; then \
+	  echo "toolchain: arm-none-eabi-gcc, qemu-system-arm, clang and chromium-headless-shell present"; \
 	else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo $(SUDO_FLAGS) ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \

@@ -10,12 +10,13 @@ from tqdm import tqdm  # printing above a stage's progress bar
 
 from edgegru.errors import EdgeGRUError
 from edgegru.stages import options
-from edgegru.stages.bench_stage import BENCHMARKS, bench_run
+from edgegru.stages.bench_stage import BENCHMARKS, LATENCY_STEPS, bench_run
 from edgegru.stages.demo_stage import demo
 from edgegru.stages.export_stage import export_run
-from edgegru.stages.firmware_stage import TARGET_NAMES, firmware_run
+from edgegru.stages.firmware_stage import DEFAULT_SAMPLE_HZ, TARGET_NAMES, firmware_run
 from edgegru.stages.quantize_stage import quantize_run
-from edgegru.stages.report_stage import build_report, markdown_table
+from edgegru.stages.report_stage import report_run
+from edgegru.stages.sweep_stage import DEFAULT_BACKENDS, Grid, sweep_run
 from edgegru.stages.stream_stage import STREAM_BACKENDS, TEST_RECORDINGS, DetectorConfig, stream_run
 from edgegru.stages.train_stage import describe_run, train_run, train_seeds_run
 from edgegru.stages.verify_stage import not_bit_exact, verify_run
@@ -48,6 +49,18 @@ def comma_list(choices):
             raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(choices)}")
         return names
     return parse
+
+
+def comma_ints(text: str) -> list[int]:
+    """An argparse type: comma-separated integers (their range is the stage's to check)."""
+    try:
+        return [int(value) for value in text.split(",") if value]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+
+
+def comma_names(text: str) -> list[str]:
+    return [name for name in text.split(",") if name]
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -202,15 +215,24 @@ def command_firmware(args: argparse.Namespace) -> None:
 
 def command_bench(args: argparse.Namespace) -> None:
     for title, text in bench_run(Path(args.run_dir), args.benchmarks or list(BENCHMARKS), args.scheme, args.targets,
-                                 args.steps, stream_steps=args.stream_steps):
+                                 args.steps, stream_steps=args.stream_steps, latency_steps=args.latency_steps):
         print(f"{title}\n{text}\n")
 
 
 def command_report(args: argparse.Namespace) -> None:
-    rows = build_report(Path(args.out), args.datasets, [int(h) for h in args.hidden.split(",")],
-                        args.variants, args.layers, args.steps)
-    print(markdown_table(rows), end="")
-    print(f"wrote {args.out}/report.json, report.md and accuracy_vs_size.png")
+    written = report_run(Path(args.sweep_dir), args.sample_hz)
+    for line in written["recommendations"]:
+        print(line)
+    print(f"{written['cells']} cells; wrote {written['html']} and {written['md']}")
+
+
+def command_sweep(args: argparse.Namespace) -> None:
+    grid = Grid(tuple(args.dataset), tuple(args.hidden), tuple(args.layers), tuple(args.variants), tuple(args.schemes),
+                args.seeds, tuple(args.backends), tuple(args.firmware), args.max_sequences)
+    base = options.TrainConfig(steps=args.steps, epochs=args.epochs, seed=args.seed, threads=args.threads)
+    result = sweep_run(Path(args.out), grid, base, args.address, args.cpus, args.threads)
+    print(f"{result['cells']} cells: {result['already']} finished before, {result['ran']} run now; "
+          f"wrote {args.out}/cells.csv ({len(result['rows'])} rows)")
 
 
 def command_demo(args: argparse.Namespace) -> None:
@@ -353,17 +375,47 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(run=command_verify)
 
     report = commands.add_parser(
-        "report", help="accuracy vs size across datasets, sizes, variants and schemes",
-        description="Train (or reuse) one run per combination, quantize it in both schemes, and write a table and a "
-                    "plot of test accuracy against parameter bytes.")
-    report.add_argument("--datasets", type=comma_list(options.DATASETS), default="japanese-vowels,digits",
-                        help="comma-separated (default %(default)s)")
-    report.add_argument("--hidden", default="16,32,64", help="comma-separated hidden sizes (default %(default)s)")
-    report.add_argument("--variants", type=comma_list(options.VARIANTS), default="reset_after", help="comma-separated (default %(default)s)")
-    report.add_argument("--layers", type=int, choices=(1, 2), default=1)
-    report.add_argument("--steps", type=positive_int, default=None, help="optimizer updates per run (default: the recipe's)")
-    report.add_argument("--out", default="runs/report", help="output directory (default %(default)s)")
+        "report", help="the report of a sweep: report.html and report.md",
+        description="From the finished cells of `edgegru sweep` (their own quant.json, verify and firmware.json): "
+                    "accuracy against model bytes per scheme with seed spread and the Pareto front, float / int8 / "
+                    "int16x8 / torch.ao dynamic int8 against parameters, per-backend agreement, firmware figures, "
+                    "one recommendation per size budget. Writes SWEEP_DIR/report.html (self-contained, opens "
+                    "offline), report.md and figures/.")
+    report.add_argument("sweep_dir", help="a directory written by `edgegru sweep --out`")
+    report.add_argument("--sample-hz", type=float, default=DEFAULT_SAMPLE_HZ,
+                        help="steps per second on the device, for the firmware duty cycle (default %(default)s)")
     report.set_defaults(run=command_report)
+
+    sweep = commands.add_parser(
+        "sweep", help="a grid of models through every stage, on Ray, resumable",
+        description="Train, quantize, export and verify (and with --firmware run on emulated cores) every cell of the "
+                    "grid, on a local Ray by default or on a Ray cluster (--address). A finished cell is never redone; "
+                    "an interrupted sweep, run again, finishes the rest. Writes OUT/runs/RUN/ per model and OUT/cells.csv "
+                    "(one row per finished cell); `edgegru report OUT` turns them into report.html and report.md.")
+    sweep.add_argument("--dataset", type=comma_names, required=True,
+                       help=f"comma-separated: {', '.join(options.DATASETS)} or .npz paths")
+    sweep.add_argument("--hidden", type=comma_ints, default="64", help="comma-separated hidden sizes (default %(default)s)")
+    sweep.add_argument("--layers", type=comma_ints, default="1", help="comma-separated, 1 or 2 (default %(default)s)")
+    sweep.add_argument("--variants", type=comma_names, default="reset_after",
+                       help=f"comma-separated: {', '.join(options.VARIANTS)} (default %(default)s)")
+    sweep.add_argument("--schemes", type=comma_names, default="int8,int16x8", help="comma-separated (default %(default)s)")
+    sweep.add_argument("--seeds", type=int, default=1, help="seeds per model: --seed, --seed + 1, ... (default %(default)s)")
+    sweep.add_argument("--seed", type=int, default=options.TrainConfig().seed, help="first seed (default %(default)s)")
+    budget = sweep.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=positive_int, help="optimizer updates per model (default: the training recipe's)")
+    budget.add_argument("--epochs", type=positive_int, help="the budget in passes over the training split instead")
+    sweep.add_argument("--backends", type=comma_names, default=",".join(DEFAULT_BACKENDS),
+                       help="comma-separated backends verified per cell (default %(default)s)")
+    sweep.add_argument("--firmware", type=comma_names, default="",
+                       help=f"comma-separated targets to run the generated C on: {', '.join(TARGET_NAMES)} (default none)")
+    sweep.add_argument("--max-sequences", type=int, help="verify and run firmware on the first N test sequences only "
+                                                         "(default: all; accuracy is always over all)")
+    sweep.add_argument("--out", required=True, help="the sweep directory, e.g. runs/sweeps/NAME")
+    sweep.add_argument("--address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of starting a local one")
+    sweep.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
+    sweep.add_argument("--threads", type=positive_int, default=1,
+                       help="CPUs each task declares, and its torch threads (default %(default)s)")
+    sweep.set_defaults(run=command_sweep)
 
     firmware = commands.add_parser(
         "firmware", help="portable C for microcontrollers, run on host and emulated Cortex-M",
@@ -384,14 +436,20 @@ def build_parser() -> argparse.ArgumentParser:
     firmware.set_defaults(run=command_firmware)
 
     bench = commands.add_parser(
-        "bench", help="benchmarks that print figures (instructions per MAC on emulated cores)",
-        description="Runs every benchmark unless some are chosen. firmware: the generated C on emulated Cortex-M cores, "
+        "bench", help="benchmarks that print figures (golden vs float, backend latency, emulated cores, streams)",
+        description="Runs every benchmark unless some are chosen. batch: the golden model against torch float on the "
+                    "same model and test split, batched, steps per second and the ratio. latency: microseconds per "
+                    "step of each deployed backend (LiteRT, tflite-runtime, TFLite Micro, onnxruntime, the C host "
+                    "build) and the golden step, batch 1, side by side. firmware: the generated C on emulated Cortex-M cores, "
                     "optimized (DSP/MVE) and portable paths side by side: whole step and mat-vec alone, exact "
                     "instruction counts from QEMU (skipped, with the reason, where the toolchain is missing). stream: "
                     "a long stream (the test recordings repeated) through the golden model, the C host build and the "
                     "float model with the state carried: steps per second side by side, state range, memory, and "
                     "golden vs C bit-equality.")
     bench.add_argument("run_dir", nargs="?", default="runs/watch", help="a quantized run (default %(default)s, made by `make demo`)")
+    bench.add_argument("--batch", dest="benchmarks", action="append_const", const="batch", help="golden vs torch float")
+    bench.add_argument("--latency", dest="benchmarks", action="append_const", const="latency", help="per-step latency")
+    bench.add_argument("--latency-steps", type=positive_int, default=LATENCY_STEPS, help="test steps timed per backend (default %(default)s)")
     bench.add_argument("--firmware", dest="benchmarks", action="append_const", const="firmware", help="the generated C")
     bench.add_argument("--stream", dest="benchmarks", action="append_const", const="stream", help="a long stream")
     bench.add_argument("--stream-steps", type=positive_int, default=1_000_000, help="steps of the long stream (default %(default)s)")

@@ -1,5 +1,8 @@
 """`edgegru bench`: the benchmarks that print figures, on a quantized run.
 
+`batch` and `latency` (`bench_speed`): golden batch evaluation against torch float, and the per-step
+latency of every deployed backend, side by side with ratios.
+
 `firmware`: the generated C on the emulated Cortex-M cores, optimized and portable paths side by side
 (whole step and mat-vec alone, exact instruction counts; `firmware_sim.bench`).  It needs the
 Cortex-M toolchain; without it the benchmark is skipped with the reason, not failed.
@@ -37,6 +40,7 @@ from edgegru.data import Dataset, load_dataset
 from edgegru.errors import EdgeGRUError
 from edgegru.golden import golden_step_function, initial_states, quantize_features
 from edgegru.quantize import QuantizedModel
+from edgegru.stages.bench_speed import batch_bench, latency_bench
 from edgegru.stages.firmware_stage import (
     available_targets,
     c_step_session,
@@ -46,17 +50,26 @@ from edgegru.stages.run_layout import RunLayout
 from edgegru.stream_loop import stream
 from firmware_sim.bench import bench_firmware, format_bench
 
-BENCHMARKS = ("firmware", "stream")
+BENCHMARKS = ("batch", "latency", "firmware", "stream")
+LATENCY_STEPS = 2_000
 STREAM_STEPS = 1_000_000
 BLOCK_STEPS = 10_000  # logits digest, state range and memory sample per block of steps
 
 
 def bench_run(run_dir: Path, benchmarks: list[str], schemes: list[str], targets: list[str],
-              steps: int, stream_steps: int = STREAM_STEPS, progress: bool = True) -> Iterator[tuple[str, str]]:
+              steps: int, stream_steps: int = STREAM_STEPS, progress: bool = True,
+              latency_steps: int = LATENCY_STEPS) -> Iterator[tuple[str, str]]:
     """Yields (title, table) per benchmark and scheme, or (title, reason) for one that was skipped.
-    `steps`: random steps per firmware build; `stream_steps`: the length of the stream benchmark."""
+    `steps`: random steps per firmware build; `stream_steps`: the length of the stream benchmark;
+    `latency_steps`: test steps timed per backend."""
     layout = RunLayout(Path(run_dir))
     models = {scheme: load_artifact(layout.quant_dir(scheme)) for scheme in schemes}  # refuse a missing run first
+    if "batch" in benchmarks:
+        yield "batch: golden model vs torch float, the whole test split in one batch", batch_bench(layout, models)
+    if "latency" in benchmarks:
+        for scheme, model in models.items():
+            yield (f"latency, {scheme}: microseconds per step of each deployed backend (batch 1)",
+                   latency_bench(layout, model, latency_steps))
     if "firmware" in benchmarks:
         usable, skipped = available_targets(targets)
         for target, reason in skipped.items():
