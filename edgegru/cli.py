@@ -71,7 +71,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reset_after = PyTorch/ONNX linear_before_reset=1; reset_before = Cho et al. (default %(default)s)")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=positive_int, default=None,
-                        help="optimizer updates (default: 80 passes over the training split, clamped to [120, 3000])")
+                        help=f"optimizer updates (default: {options.PASSES} passes over the training split, clamped "
+                             f"to [{options.MIN_STEPS}, {options.MAX_STEPS}])")
     budget.add_argument("--epochs", type=positive_int, default=None, help="the budget in passes over the training split instead")
     parser.add_argument("--threads", type=threads_count, default=defaults.threads,
                         help="torch threads while training (default %(default)s = 1: fastest for these small GRUs, "

@@ -73,8 +73,8 @@ def default_steps(n: int, batch_size: int) -> int:
 
 def resolve_threads(threads: int | str) -> int:
     """"auto" is 1.  A training step of these GRUs is thousands of small ops: on an idle 2-core machine a
-    second thread gained -10..+25% (H=8..64, batch 16..128), and with another process busy it made
-    training 2.6-3.9x slower (and, before model.py stopped indexing projections per step, 10-30x)."""
+    second thread gained -10..+26% (H=8..64, batch 16..128), and with another process busy it made
+    training 2.4-3.9x slower (the README's "Training" has the table)."""
     if threads == "auto":
         return 1
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
