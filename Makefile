@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # headless Chromium the report's browser test drives through Playwright.
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang chromium-headless-shell
 
-.PHONY: demo test bench toolchain toolchain-if-possible litert-arm64 clean
+.PHONY: demo test bench toolchain toolchain-if-possible litert-arm64 cmsis-dsp cmsis-dsp-if-possible clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -49,16 +49,41 @@ litert-arm64:
 	  && rm -rf $(ARM64) && mv $(ARM64).new $(ARM64); \
 	fi
 
+# CMSIS-DSP's C sources for the keyword-spotting front end in firmware (firmware_sim/frontend): the same
+# release as the cmsisdsp Python package that is the front end's reference, from its source distribution
+# on PyPI (checked against its SHA-256), into .cmsis-dsp/ (Include, PrivateInclude, Source, LICENSE).
+CMSIS_DSP := .cmsis-dsp
+CMSIS_DSP_VERSION := 1.10.3
+CMSIS_DSP_SHA256 := 307d32298faa7c58db912851027fce35f886fec7eb1a27c4b309ce1a97f47519
+cmsis-dsp: $(STAMP)
+	@if [ -f $(CMSIS_DSP)/Include/arm_math.h ] && [ -d $(CMSIS_DSP)/Source/TransformFunctions ]; then \
+	  echo "cmsis-dsp: $(CMSIS_DSP) present"; \
+	else \
+	  rm -rf $(CMSIS_DSP).new && mkdir -p $(CMSIS_DSP).new \
+	  && $(PIP) download -q --no-deps --no-binary cmsisdsp cmsisdsp==$(CMSIS_DSP_VERSION) -d $(CMSIS_DSP).new \
+	  && echo "$(CMSIS_DSP_SHA256)  $(CMSIS_DSP).new/cmsisdsp-$(CMSIS_DSP_VERSION).tar.gz" | sha256sum -c --quiet \
+	  && tar xzf $(CMSIS_DSP).new/cmsisdsp-$(CMSIS_DSP_VERSION).tar.gz -C $(CMSIS_DSP).new --strip-components=1 \
+	       cmsisdsp-$(CMSIS_DSP_VERSION)/Include cmsisdsp-$(CMSIS_DSP_VERSION)/PrivateInclude \
+	       cmsisdsp-$(CMSIS_DSP_VERSION)/Source cmsisdsp-$(CMSIS_DSP_VERSION)/LICENSE \
+	  && rm $(CMSIS_DSP).new/cmsisdsp-$(CMSIS_DSP_VERSION).tar.gz \
+	  && rm -rf $(CMSIS_DSP) && mv $(CMSIS_DSP).new $(CMSIS_DSP); \
+	fi
+
+# The demo tries the same, but a machine without network still runs every other stage.
+cmsis-dsp-if-possible:
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) cmsis-dsp \
+	  || echo "cmsis-dsp: could not download cmsisdsp==$(CMSIS_DSP_VERSION)'s sources; the demo skips the firmware front end"
+
 # The demo tries the same, but a machine without root or apt still runs every other stage.
 toolchain-if-possible:
 	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) toolchain SUDO_FLAGS=-n \
 	  || echo "toolchain: could not install $(APT_PACKAGES) (no root or no apt); the demo skips the Cortex-M backends"
 
-demo: $(STAMP) toolchain-if-possible
+demo: $(STAMP) toolchain-if-possible cmsis-dsp-if-possible
 	$(PY) -m edgegru demo
 
 # Two workers, a test file each, one torch thread each (the CI machine has 2 cores): 4.5 min instead of 7.5.
-test: $(STAMP) toolchain litert-arm64
+test: $(STAMP) toolchain litert-arm64 cmsis-dsp
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile
 
 # Every benchmark that exists, on the demo's run (the demo reuses what it finished before).
@@ -66,4 +91,4 @@ bench: demo
 	$(PY) -m edgegru bench
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis $(ARM64)
+	rm -rf $(VENV) runs .pytest_cache .hypothesis $(ARM64) $(CMSIS_DSP) $(CMSIS_DSP).new
