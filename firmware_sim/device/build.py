@@ -35,6 +35,7 @@ def build(
 ) -> Path:
     """Build `sources` (with `runtime/edgegru_rt.c`) for `target`; return the ELF or host executable.
 
+    `sources` may include object files from compile_objects(), linked as they are.
     `defines` maps macro names to values (None for a bare -DNAME). The output is
     `out_dir/<name>.elf` (Cortex-M) or `out_dir/<name>` (host); `name` defaults to the first
     source's stem. A compiler error raises EdgeGRUError carrying the compiler's message.
@@ -75,6 +76,39 @@ def build(
     if done.returncode != 0:
         raise EdgeGRUError(f"building {name} for {target.name} failed:\n{done.stderr.strip()}")
     return exe
+
+
+def compile_objects(
+    target: str | Target,
+    sources: Sequence[Path],
+    include_dirs: Sequence[Path] = (),
+    out_dir: Path = Path("."),
+    defines: dict[str, object] | None = None,
+    cflags: Sequence[str] = ("-O2",),
+) -> list[Path]:
+    """Compile third-party C `sources` for `target` into object files for build(), one per source.
+
+    Unlike build(), only the target's CPU flags, `cflags` and section splitting apply (not our -Werror
+    -pedantic rules): this is for library code we do not write. Objects are named by source stem in
+    `out_dir`. A compiler error raises EdgeGRUError carrying the compiler's message.
+    """
+    target = get_target(target)
+    require_toolchain(target)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    objects = []
+    for source in map(Path, sources):
+        obj = out_dir / f"{source.stem}.o"
+        command = [
+            target.compiler, *target.cpu_flags, *cflags, "-ffunction-sections", "-fdata-sections",
+            *(_define_flag(k, v) for k, v in (defines or {}).items()), *(f"-I{d}" for d in include_dirs),
+            "-c", str(source), "-o", str(obj),
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise EdgeGRUError(f"compiling {source.name} for {target.name} failed:\n{done.stderr.strip()}")
+        objects.append(obj)
+    return objects
 
 
 def write_linker_script(target: Target, path: Path) -> Path:
