@@ -1,4 +1,4 @@
-"""Keyword-spotting audio: WAV reading."""
+"""Keyword-spotting audio: WAV reading, noise and mixing."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
+from edgegru.data.kws_clips import CLIP_SAMPLES, SAMPLE_RATE
+from edgegru.data.kws_noise import NOISE_DBFS, NOISE_KINDS, NOISE_SECONDS_PER_KIND, dbfs, noise_bed, place_word
 from edgegru.data.wav_io import read_wav, write_wav
 from edgegru.errors import EdgeGRUError
-
-SAMPLE_RATE = 16000
 
 
 def sine(freq: float, rate: int, seconds: float, amplitude: float = 10000.0) -> np.ndarray:
@@ -59,3 +59,29 @@ def test_wav_errors_are_one_clear_line(tmp_path, make, message):
     assert "\n" not in str(error.value)
     with pytest.raises(EdgeGRUError, match="cannot read"):
         read_wav(tmp_path / "absent.wav")
+
+
+# --- noise and mixing ---
+
+
+def test_place_word_achieves_the_snr():
+    rng = np.random.default_rng(1)
+    bed = noise_bed(rng, [sine(300, SAMPLE_RATE, 0.3)])
+    word, offset = sine(700, SAMPLE_RATE, 0.4, 3000.0), 5000
+    for kind in range(len(NOISE_KINDS)):
+        noise = bed[kind * NOISE_SECONDS_PER_KIND * SAMPLE_RATE :][:CLIP_SAMPLES]
+        for snr in (5.0, 12.0, 20.0):
+            clean = place_word(word, offset, -20.0, noise, None).astype(np.float64)
+            noisy = place_word(word, offset, -20.0, noise, snr).astype(np.float64)
+            span = slice(offset, offset + len(word))
+            measured = 10 * np.log10(np.mean(clean[span] ** 2) / np.mean((noisy - clean)[span] ** 2))
+            assert measured == pytest.approx(snr, abs=0.1), NOISE_KINDS[kind]
+            assert dbfs(clean[span]) == pytest.approx(-20.0, abs=0.05)
+            assert not clean[: offset - 1].any() and not clean[span.stop + 1 :].any()
+
+
+def test_noise_bed_kinds_are_at_their_level():
+    bed = noise_bed(np.random.default_rng(2), [sine(300, SAMPLE_RATE, 0.3)])
+    assert bed.dtype == np.int16 and len(bed) == len(NOISE_KINDS) * NOISE_SECONDS_PER_KIND * SAMPLE_RATE >= 60 * SAMPLE_RATE
+    for part in np.split(bed, len(NOISE_KINDS)):
+        assert dbfs(part) == pytest.approx(NOISE_DBFS, abs=0.1)
