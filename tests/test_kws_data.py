@@ -1,13 +1,17 @@
-"""Keyword-spotting audio: WAV reading, noise and mixing."""
+"""Keyword-spotting audio: WAV reading, noise and mixing, synth-kws (small size)."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from edgegru.data.kws_clips import CLIP_SAMPLES, SAMPLE_RATE
+from edgegru.data import kws_clips, speech_synth, synth_kws
+from edgegru.data.kws_clips import CLIP_SAMPLES, SAMPLE_RATE, SILENCE_SPEAKER, save_clips
 from edgegru.data.kws_noise import NOISE_DBFS, NOISE_KINDS, NOISE_SECONDS_PER_KIND, dbfs, noise_bed, place_word
+from edgegru.data.synth_kws import SIZES, espeak_voices, load_synth_kws
 from edgegru.data.wav_io import read_wav, write_wav
 from edgegru.errors import EdgeGRUError
 
@@ -85,3 +89,109 @@ def test_noise_bed_kinds_are_at_their_level():
     assert bed.dtype == np.int16 and len(bed) == len(NOISE_KINDS) * NOISE_SECONDS_PER_KIND * SAMPLE_RATE >= 60 * SAMPLE_RATE
     for part in np.split(bed, len(NOISE_KINDS)):
         assert dbfs(part) == pytest.approx(NOISE_DBFS, abs=0.1)
+
+
+# --- synth-kws ---
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("cache")
+    previous = os.environ.get("EDGEGRU_CACHE")
+    os.environ["EDGEGRU_CACHE"] = str(directory)
+    yield directory
+    if previous is None:
+        del os.environ["EDGEGRU_CACHE"]
+    else:
+        os.environ["EDGEGRU_CACHE"] = previous
+
+
+@pytest.fixture(scope="module")
+def digits(cache):
+    return load_synth_kws("digits", "small")
+
+
+def test_synth_kws_shapes_classes_and_balance(digits):
+    assert digits.class_names == [*kws_clips.DIGITS, "_unknown_", "_silence_"]
+    assert set(digits.splits) == {"train", "val", "test", "test-engine", "real"}
+    for name, split in digits.splits.items():
+        assert split.audio.dtype == np.int16 and split.audio.shape == (len(split), CLIP_SAMPLES)
+        assert split.y.dtype == np.int64 and split.speaker.dtype == np.int64
+        classes = 10 if name == "real" else 12
+        counts = np.bincount(split.y, minlength=classes)
+        assert len(counts) == classes and counts.min() == counts.max() > 0, name  # every class equally often
+        assert np.all((split.speaker == SILENCE_SPEAKER) == (split.y == 11)), name
+        assert np.all(np.abs(split.audio).max(axis=1) > 0), name  # no all-zero clip
+    assert len(digits.splits["train"]) == 12 * SIZES["small"].voices["train"]
+    assert {name: len(noise) for name, noise in digits.noise.items()} == {s: 60 * SAMPLE_RATE for s in ("train", "val", "test")}
+
+
+def test_synth_kws_splits_share_no_voice(digits):
+    speakers = {name: set(split.speaker.tolist()) - {SILENCE_SPEAKER} for name, split in digits.splits.items()}
+    names = list(speakers)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not speakers[a] & speakers[b], (a, b)
+    full = espeak_voices(SIZES["full"])
+    assert {split: len(voices) for split, voices in full.items()} == {"train": 320, "val": 80, "test": 80}
+    variants = {split: {voice.split("+")[1] for voice in voices} for split, voices in full.items()}
+    assert not variants["train"] & variants["val"] and not variants["train"] & variants["test"]
+    assert not variants["val"] & variants["test"]
+
+
+def test_synth_kws_is_deterministic_to_the_byte(digits, cache, tmp_path):
+    again = save_clips(tmp_path / "again.npz", synth_kws.generate("digits", SIZES["small"]))
+    assert again.read_bytes() == synth_kws.cache_path("digits", "small").read_bytes()
+
+
+def test_synth_kws_cache_is_reused_without_synthesizing(digits, monkeypatch):
+    def no_synthesizer(*args, **kwargs):
+        raise AssertionError("the synthesizer ran although the clips are cached")
+
+    monkeypatch.setattr(speech_synth.subprocess, "run", no_synthesizer)
+    cached = load_synth_kws("digits", "small")
+    assert all(np.array_equal(cached.splits[s].audio, digits.splits[s].audio) for s in digits.splits)
+    assert synth_kws.cache_path("digits", "small").name.endswith(f"-v{synth_kws.GENERATOR_VERSION}.npz")
+
+
+def test_synth_kws_of_another_version_is_replaced(digits, monkeypatch, tmp_path):
+    monkeypatch.setenv("EDGEGRU_CACHE", str(tmp_path))
+    monkeypatch.setattr(synth_kws, "generate", lambda vocabulary, size: digits)
+    old = synth_kws.cache_path("digits", "small", synth_kws.GENERATOR_VERSION - 1)
+    old.write_bytes(b"clips of an older generator")
+    other = synth_kws.cache_path("commands", "small", synth_kws.GENERATOR_VERSION - 1)
+    other.write_bytes(b"another vocabulary's")
+    load_synth_kws("digits", "small")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, synth_kws.cache_path("digits", "small").name])
+
+
+def test_synth_kws_interrupted_write_leaves_no_cache(digits, monkeypatch, tmp_path):
+    monkeypatch.setenv("EDGEGRU_CACHE", str(tmp_path / "fresh"))
+    monkeypatch.setattr(synth_kws, "generate", lambda vocabulary, size: digits)
+    write_array, calls = np.lib.format.write_array, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        write_array(*args, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "write_array", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load_synth_kws("digits", "small")
+    assert len(calls) == 4 and not any((tmp_path / "fresh").iterdir())
+
+
+def test_synth_kws_errors(monkeypatch, tmp_path):
+    with pytest.raises(EdgeGRUError, match="vocabulary 'colors'"):
+        load_synth_kws("colors")
+    with pytest.raises(EdgeGRUError, match="size 'huge'"):
+        load_synth_kws("commands", "huge")
+    monkeypatch.setenv("EDGEGRU_CACHE", str(tmp_path))
+    monkeypatch.setattr(speech_synth.shutil, "which", lambda program: None)
+    with pytest.raises(EdgeGRUError, match=r"'espeak-ng' is not installed .*make toolchain.*apt-get install espeak-ng flite"):
+        load_synth_kws("commands", "small")
+    monkeypatch.setattr(synth_kws, "ALLISON_DIGITS", tmp_path / "absent")
+    with pytest.raises(EdgeGRUError, match="asterisk-core-sounds-en-wav"):
+        load_synth_kws("digits", "small")
+    assert not list(tmp_path.glob("*.npz"))
