@@ -1,16 +1,18 @@
-"""Keyword-spotting audio: WAV reading, noise and mixing, synth-kws (small size)."""
+"""Keyword-spotting audio: WAV reading, noise and mixing, synth-kws (small size), the Speech Commands loader."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.io import wavfile
 
 from edgegru.data import kws_clips, speech_synth, synth_kws
-from edgegru.data.kws_clips import CLIP_SAMPLES, SAMPLE_RATE, SILENCE_SPEAKER, save_clips
+from edgegru.data.kws_clips import CLIP_SAMPLES, COMMANDS, SAMPLE_RATE, SILENCE_SPEAKER, SPEECH_COMMANDS_WORDS, save_clips
 from edgegru.data.kws_noise import NOISE_DBFS, NOISE_KINDS, NOISE_SECONDS_PER_KIND, dbfs, noise_bed, place_word
+from edgegru.data.speech_commands import load_speech_commands
 from edgegru.data.synth_kws import SIZES, espeak_voices, load_synth_kws
 from edgegru.data.wav_io import read_wav, write_wav
 from edgegru.errors import EdgeGRUError
@@ -195,3 +197,56 @@ def test_synth_kws_errors(monkeypatch, tmp_path):
     with pytest.raises(EdgeGRUError, match="asterisk-core-sounds-en-wav"):
         load_synth_kws("digits", "small")
     assert not list(tmp_path.glob("*.npz"))
+
+
+# --- Speech Commands ---
+
+
+def speech_commands_tree(root: Path, words, speakers=("a1b2c3d4", "0000beef", "12345678")) -> Path:
+    """One short clip per (word, speaker): the first speaker's are listed for validation, the second's for test."""
+    for w, word in enumerate(words):
+        for s, speaker in enumerate(speakers):
+            write_wav(root / word / f"{speaker}_nohash_0.wav", sine(200 + 10 * w + s, SAMPLE_RATE, 0.5), SAMPLE_RATE)
+    (root / "validation_list.txt").write_text("".join(f"{word}/{speakers[0]}_nohash_0.wav\n" for word in words))
+    (root / "testing_list.txt").write_text("".join(f"{word}/{speakers[1]}_nohash_0.wav\n" for word in words))
+    write_wav(root / "_background_noise_" / "white_noise.wav", sine(1000, SAMPLE_RATE, 5.0), SAMPLE_RATE)
+    return root
+
+
+def test_speech_commands_12_classes(tmp_path):
+    clips = load_speech_commands(speech_commands_tree(tmp_path, [*COMMANDS, "bed", "cat"]), classes=12)
+    assert clips.class_names == [*COMMANDS, "_unknown_", "_silence_"]
+    for name, speaker in (("train", 0x12345678), ("val", 0xA1B2C3D4), ("test", 0x0000BEEF)):
+        split = clips.splits[name]
+        # ten command clips (by folder name), then 10% unknown (1 of bed/cat) and 10% silence (1)
+        assert sorted(split.y[:10].tolist()) == list(range(10)) and split.y[10:].tolist() == [10, 11], name
+        assert split.speaker.tolist() == [speaker] * 11 + [SILENCE_SPEAKER], name
+        assert split.audio.shape == (12, CLIP_SAMPLES)
+        assert np.all(split.audio[:11, SAMPLE_RATE // 2 :] == 0) and np.all(split.audio[:11, : SAMPLE_RATE // 2].any(axis=1))
+    first_yes = np.flatnonzero(clips.splits["val"].y == 0)[0]  # "yes", 1st word of the tree, 1st speaker
+    assert np.array_equal(clips.splits["val"].audio[first_yes, : SAMPLE_RATE // 2], sine(200, SAMPLE_RATE, 0.5))
+    assert all(len(noise) >= 60 * SAMPLE_RATE for noise in clips.noise.values())
+
+
+def test_speech_commands_35_classes(tmp_path):
+    clips = load_speech_commands(speech_commands_tree(tmp_path, SPEECH_COMMANDS_WORDS), classes=35)
+    assert clips.class_names == sorted(SPEECH_COMMANDS_WORDS)
+    assert all(sorted(split.y.tolist()) == list(range(35)) for split in clips.splits.values())
+    with pytest.raises(EdgeGRUError, match="not 7"):
+        load_speech_commands(tmp_path, classes=7)
+
+
+def test_speech_commands_errors(tmp_path):
+    v1 = speech_commands_tree(tmp_path / "v1", SPEECH_COMMANDS_WORDS[:30])
+    with pytest.raises(EdgeGRUError, match="30 words, not v2's 35"):
+        load_speech_commands(v1, classes=35)
+    with pytest.raises(EdgeGRUError, match="not a folder"):
+        load_speech_commands(tmp_path / "absent")
+    with pytest.raises(EdgeGRUError, match="no validation_list.txt, testing_list.txt, _background_noise_"):
+        load_speech_commands(v1 / "yes")
+    partial = speech_commands_tree(tmp_path / "partial", ["yes", "no"])
+    with pytest.raises(EdgeGRUError, match="no folder for up, down"):
+        load_speech_commands(partial)
+    write_wav(v1 / "yes" / "recorded.wav", sine(200, SAMPLE_RATE, 0.1), SAMPLE_RATE)
+    with pytest.raises(EdgeGRUError, match="recorded.wav is not named <speaker>_nohash_<n>.wav"):
+        load_speech_commands(v1)
