@@ -3,9 +3,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-# Debian packages for the firmware targets: cross compiler, its C library, the emulator, clang; and the
-# headless Chromium the report's browser test drives through Playwright.
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang chromium-headless-shell
+# Debian packages for the firmware targets: cross compiler, its C library, the emulator, clang; the
+# headless Chromium the report's browser test drives through Playwright; and the speech synthesizers
+# (espeak-ng, flite) and one real speaker's digits (asterisk-core-sounds-en-wav) that synth-kws is made of.
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang chromium-headless-shell \
+  espeak-ng flite asterisk-core-sounds-en-wav
+ALLISON_DIGIT := /usr/share/asterisk/sounds/en_US_f_Allison/digits/0.wav
 
 .PHONY: demo test bench toolchain toolchain-if-possible litert-arm64 cmsis-dsp cmsis-dsp-if-possible clean
 
@@ -20,8 +23,9 @@ $(STAMP): pyproject.toml
 toolchain:
 	@if command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
 	    && command -v clang >/dev/null && [ -d /usr/lib/arm-none-eabi/newlib ] \
-	    && command -v chromium-headless-shell >/dev/null; then \
-	  echo "toolchain: arm-none-eabi-gcc, qemu-system-arm, clang and chromium-headless-shell present"; \
+	    && command -v chromium-headless-shell >/dev/null \
+	    && command -v espeak-ng >/dev/null && command -v flite >/dev/null && [ -f $(ALLISON_DIGIT) ]; then \
+	  echo "toolchain: arm-none-eabi-gcc, qemu-system-arm, clang, chromium-headless-shell, espeak-ng, flite and the Allison digits present"; \
 	else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo $(SUDO_FLAGS) ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
