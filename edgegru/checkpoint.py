@@ -40,6 +40,7 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         "state_dict": checkpoint.model.state_dict(),
         "normalization_mean": torch.from_numpy(checkpoint.normalization.mean),
         "normalization_std": torch.from_numpy(checkpoint.normalization.std),
+        "normalization_codes": checkpoint.normalization.codes,
         "class_names": list(checkpoint.class_names),
         "dataset": checkpoint.dataset,
     }
@@ -75,6 +76,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         normalization = Normalization(
             payload["normalization_mean"].numpy().astype(np.float32),
             payload["normalization_std"].numpy().astype(np.float32),
+            bool(payload.get("normalization_codes", False)),
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise EdgeGRUError(f"{path}: checkpoint is incomplete or inconsistent ({error})") from None

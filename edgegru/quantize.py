@@ -8,6 +8,7 @@ floats.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -73,13 +74,13 @@ class QuantizedModel:
 
 
 def choose_tensor_quants(ops: list[Op], observations: dict[str, Observation], scheme: Scheme,
-                         calibration: str, layers: int) -> dict[str, TensorQuant]:
+                         calibration: str, layers: int, normalization: Normalization) -> dict[str, TensorQuant]:
     levels = scheme.qmax - scheme.qmin + 1
 
     def from_observation(observation):
         return tensor_quant_from_range(*choose_range(observation, calibration, levels, scheme.symmetric), scheme)
 
-    quants = {"x": from_observation(observations["x"])}
+    quants = {"x": code_input_quant(normalization, scheme) if normalization.codes else from_observation(observations["x"])}
     for h_in, h_out in state_names(layers):
         both = observations[h_in], observations[h_out]
         merged = Observation(min(o.minimum for o in both), max(o.maximum for o in both),
@@ -98,6 +99,15 @@ def choose_tensor_quants(ops: list[Op], observations: dict[str, Observation], sc
             out = quants[op.output]
             quants[op.output] = TensorQuant(mul_output_scale(s1, s2, out.scale), out.zero_point, out.dtype)
     return quants
+
+
+def code_input_quant(normalization: Normalization, scheme: Scheme) -> TensorQuant:
+    """The input of a model fed integer codes (`Normalization.codes`): scale 1/std, zero point 0, so that
+    quantizing the normalized code c/std gives c back exactly (std is a power of two)."""
+    std = float(normalization.std[0])
+    if not (normalization.std == std).all() or std <= 0 or math.frexp(std)[0] != 0.5 or normalization.mean.any():
+        raise EdgeGRUError("integer-code features need a zero mean and one power-of-two std for every feature")
+    return TensorQuant(1.0 / std, 0, scheme.activation)
 
 
 def _nearest_agreeing_float32(value: float, agrees, what: str) -> float:
@@ -154,7 +164,7 @@ def quantize_model(checkpoint: Checkpoint, observations: dict[str, Observation],
     scheme = get_scheme(scheme_name)
     config = checkpoint.model.config.as_dict()
     ops = step_ops(config["variant"], config["layers"])
-    quants = choose_tensor_quants(ops, observations, scheme, calibration, config["layers"])
+    quants = choose_tensor_quants(ops, observations, scheme, calibration, config["layers"], checkpoint.normalization)
     floats = float_weights(checkpoint.model)
     int_weights, scales, biases, op_params = {}, {}, {}, {}
     largest_bound = 0

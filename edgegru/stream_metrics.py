@@ -44,7 +44,7 @@ def make_sessions(recordings: list[Recording], seed: int = 0) -> list[Session]:
         order = rng.permutation(len(own))
         segments, start = [], 0
         for i in order:
-            segments.append((start, start + len(own[i].signal) - 1, own[i].label))
+            segments.extend((start + first, start + last, cls) for first, last, cls in own[i].truth)
             start += len(own[i].signal)
         sessions.append(Session(subject, np.concatenate([own[i].signal for i in order]), segments))
     return sessions

@@ -8,6 +8,7 @@ int64 `[N]` (1 <= length <= T) and `y` int64 `[N]` in `[0, num_classes)`.  Featu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -26,10 +27,15 @@ class Split:
 
 @dataclass(frozen=True)
 class Normalization:
-    """Per-feature affine map x_norm = (x - mean) / std, in the data's own units."""
+    """Per-feature affine map x_norm = (x - mean) / std, in the data's own units.
+
+    `codes`: the raw features are already the device's integer input codes (a keyword-spotting front
+    end's int8 output); then mean is 0 and std one power of two for every feature, and the quantizer
+    gives the input tensor scale 1/std and zero point 0, so a code passes into the model unchanged."""
 
     mean: np.ndarray
     std: np.ndarray
+    codes: bool = False
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.std).astype(np.float32)
@@ -37,11 +43,21 @@ class Normalization:
 
 @dataclass(frozen=True)
 class Recording:
-    """One continuous recording: raw float32 features [T, F], its class, and who was recorded."""
+    """One continuous recording: raw float32 features [T, F], its class, and who was recorded.
+
+    A recording with `segments` [(first step, last step, class), ...] carries its own truth (a long
+    keyword-spotting stream: background with words at known steps) and `label` is its background class;
+    `audio` (int16) is the sound its features were computed from, for a device that starts from audio."""
 
     signal: np.ndarray
     label: int
     subject: int
+    segments: tuple[tuple[int, int, int], ...] | None = None
+    audio: np.ndarray | None = None
+
+    @property
+    def truth(self) -> tuple[tuple[int, int, int], ...]:
+        return self.segments if self.segments is not None else ((0, len(self.signal) - 1, self.label),)
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,12 @@ class Dataset:
     test: Split
     # Whole recordings of the validation and test subjects, for streaming: {"val": [...], "test": [...]}.
     recordings: dict[str, list[Recording]] = field(default_factory=dict)
+    # Features that are integer input codes (see `Normalization.codes`): the codes per normalized unit.
+    input_codes: int | None = None
+    # More held-out splits reported beside `test` (keyword spotting: another engine's voices, a real voice).
+    extra_tests: dict[str, Split] = field(default_factory=dict)
+    # Audio datasets: int16 audio [N, S] -> raw features [N, T, F], the front end the features came from.
+    audio_features: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def num_features(self) -> int:
@@ -63,7 +85,10 @@ class Dataset:
         return len(self.class_names)
 
     def normalization(self) -> Normalization:
-        """Mean and std of every feature over the valid (unpadded) training steps."""
+        """Mean and std of every feature over the valid (unpadded) training steps (code features: fixed)."""
+        if self.input_codes is not None:
+            return Normalization(np.zeros(self.num_features, np.float32),
+                                 np.full(self.num_features, self.input_codes, np.float32), codes=True)
         valid = _valid_mask(self.train)
         values = self.train.x[valid].astype(np.float64)
         std = values.std(axis=0)

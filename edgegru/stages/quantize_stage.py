@@ -71,6 +71,11 @@ def quantize_run(run_dir: Path, scheme: str, calibration: str = "minmax", roundi
         "state_error_lsb": state_error_lsb(checkpoint.model, qmodel, test, rounding),
     }
     metrics["accuracy_drop_pp"] = round(100 * (metrics["float_accuracy"] - metrics["quant_accuracy"]), 3)
+    if dataset.extra_tests:  # more held-out splits (keyword spotting: another engine's voices, a real voice)
+        metrics["extra_tests"] = {name: {"sequences": len(split),
+                                         "float_accuracy": accuracy(checkpoint.model, split, checkpoint.normalization),
+                                         "quant_accuracy": float(np.mean(golden_predict(qmodel, split, rounding) == split.y))}
+                                  for name, split in dataset.extra_tests.items()}
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     save_artifact(layout.quant_dir(scheme), qmodel)
     metrics["checkpoint_sha256"] = file_digest(layout.checkpoint)

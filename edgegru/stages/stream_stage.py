@@ -10,7 +10,7 @@ and the float model for float) unless one is given, and the report states it bes
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +22,9 @@ from edgegru.atomic import write_atomic, write_json_atomic
 from edgegru.calibrate import float_initial_states, float_step_function
 from edgegru.checkpoint import load_checkpoint
 from edgegru.data import load_dataset
+from edgegru.data.kws import STEP_SECONDS, keyword_classes
+from edgegru.data.kws_frontend import WINDOW
+from edgegru.data.wav_io import read_wav
 from edgegru.errors import EdgeGRUError
 from edgegru.golden import golden_step_function, initial_states, quantize_features
 from edgegru.stages.firmware_stage import c_step_session
@@ -29,12 +32,14 @@ from edgegru.stages.run_layout import RunLayout, artifact_digest, file_digest, r
 from edgegru.stages.verify_stage import backend_step
 from edgegru.stream_detect import Detector, DetectorConfig, Event, prepare_detector
 from edgegru.stream_engine import StatePolicy, parse_policy, rowwise, stream_lanes
+from edgegru.stream_keywords import TARGET_RECALL, TOLERANCE_SECONDS, false_alarms_at_recall, keyword_curve, keyword_scores
 from edgegru.stream_metrics import Session, event_scores, make_sessions
 from export.verify import BACKENDS
 from firmware_sim.step_session import StepSession
 
 STREAM_BACKENDS = ["float", "golden", *BACKENDS]
 TEST_RECORDINGS = "test-recordings"
+CURVE_THRESHOLDS = [float(t) for t in np.arange(0.0, 16.5, 0.5)]  # mean logit margins for the keyword curve
 
 
 def policy_candidates(window_steps: int) -> list[StatePolicy]:
@@ -105,8 +110,9 @@ def integer_scorer(layout: RunLayout, scheme: str, backend: str) -> Scorer:
                   model.tensors["logits"].scale, model.config["num_classes"], batched=backend == "golden")
 
 
-def read_source(source: str, num_features: int) -> Session:
-    """A user's stream: FILE.npz (`x` [T, F], optional `y` [T]) or FILE.csv (F or F + 1 columns)."""
+def read_source(source: str, num_features: int, audio_features=None) -> Session:
+    """A user's stream: FILE.npz (`x` [T, F], optional `y` [T]), FILE.csv (F or F + 1 columns), or, for a
+    model trained on audio, FILE.wav (16 kHz mono; another rate is resampled) through its front end."""
     path = Path(source)
     if not path.is_file():
         raise EdgeGRUError(f"--source {source}: no such file (or use {TEST_RECORDINGS})")
@@ -120,6 +126,13 @@ def read_source(source: str, num_features: int) -> Session:
         if x is None:
             raise EdgeGRUError(f"{path}: no array 'x' [T, {num_features}]")
         labels = arrays.get("y")
+    elif path.suffix.lower() == ".wav":
+        if audio_features is None:
+            raise EdgeGRUError(f"--source {source}: this model was not trained on audio; give a .npz or .csv stream")
+        audio = read_wav(path)
+        if len(audio) < WINDOW:
+            raise EdgeGRUError(f"{path}: {len(audio)} samples, shorter than one {WINDOW}-sample window")
+        x, labels = audio_features(audio[None])[0], None
     elif path.suffix == ".csv":
         if not path.read_text(errors="replace").strip():
             raise EdgeGRUError(f"{path}: the file is empty; the stream must be [steps >= 1, {num_features}] features")
@@ -129,7 +142,7 @@ def read_source(source: str, num_features: int) -> Session:
             raise EdgeGRUError(f"{path}: a cell is not a number ({str(error).splitlines()[0]})") from None
         x, labels = (table[:, :num_features], table[:, num_features]) if table.shape[1] == num_features + 1 else (table, None)
     else:
-        raise EdgeGRUError(f"--source {source}: expected a .npz or .csv file, or {TEST_RECORDINGS}")
+        raise EdgeGRUError(f"--source {source}: expected a .npz, .csv or .wav file, or {TEST_RECORDINGS}")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or len(x) == 0 or x.shape[1] != num_features:
         raise EdgeGRUError(f"{path}: the stream must be [steps >= 1, {num_features}] features, got {list(x.shape)}")
@@ -147,15 +160,17 @@ def read_source(source: str, num_features: int) -> Session:
 
 
 def run_sessions(scorer: Scorer, sessions: list[Session], policies: list[StatePolicy], params, on_event=None,
-                 progress: bool = False) -> tuple[list[np.ndarray], list[list[Event]], list[np.ndarray], np.ndarray]:
-    """Every session under each of its policy (one lane each): per lane the argmax class per step, the
-    events, and the smoothed top class per step; and the first lane's smoothed scores [T, C] (mean
-    logit per class over the window, in logit units)."""
+                 progress: bool = False) -> dict:
+    """Every session under each of its policy (one lane each): per lane `argmax` (the class per step),
+    `events`, `top` (the smoothed top class per step) and `logits` [T, C]; and `first_lane_scores`, the
+    first lane's smoothed scores [T, C] (mean logit per class over the window, in logit units)."""
     detectors = [Detector(params, scorer.num_classes, scorer.integer) for _ in sessions]
     unit = (scorer.logits_scale or 1.0) / params.window
     first_lane = np.zeros((len(sessions[0].signal), scorer.num_classes))
     argmax = [np.zeros(len(s.signal), dtype=np.int64) for s in sessions]
     top = [np.zeros(len(s.signal), dtype=np.int64) for s in sessions]
+    logits = [np.zeros((len(s.signal), scorer.num_classes), dtype=np.int64 if scorer.integer else np.float64)
+              for s in sessions]
     events: list[list[Event]] = [[] for _ in sessions]
     bar = tqdm(total=sum(len(s.signal) for s in sessions), disable=not progress, unit="step", desc="stream")
 
@@ -167,6 +182,7 @@ def run_sessions(scorer: Scorer, sessions: list[Session], policies: list[StatePo
 
     def on_scores(lane, t, scores):
         argmax[lane][t] = int(np.argmax(scores))
+        logits[lane][t] = scores
         found(lane, detectors[lane].push(scores))
         top[lane][t] = detectors[lane].top
         if lane == 0:
@@ -177,7 +193,7 @@ def run_sessions(scorer: Scorer, sessions: list[Session], policies: list[StatePo
     for lane, detector in enumerate(detectors):
         found(lane, detector.finish())
     bar.close()
-    return argmax, events, top, first_lane
+    return {"argmax": argmax, "events": events, "top": top, "logits": logits, "first_lane_scores": first_lane}
 
 
 def frame_accuracy(predictions: list[np.ndarray], sessions: list[Session]) -> float | None:
@@ -188,21 +204,20 @@ def frame_accuracy(predictions: list[np.ndarray], sessions: list[Session]) -> fl
 
 
 def measure(scorer, sessions, policy, params, on_event=None, progress=False) -> dict:
-    predictions, events, smoothed, first_lane = run_sessions(scorer, sessions, [policy] * len(sessions), params,
-                                                             on_event, progress)
-    figures = {"state_policy": policy.name, "frame_accuracy": frame_accuracy(predictions, sessions),
-               "smoothed_frame_accuracy": frame_accuracy(smoothed, sessions),
+    lanes = run_sessions(scorer, sessions, [policy] * len(sessions), params, on_event, progress)
+    figures = {"state_policy": policy.name, "frame_accuracy": frame_accuracy(lanes["argmax"], sessions),
+               "smoothed_frame_accuracy": frame_accuracy(lanes["top"], sessions),
                "steps": int(sum(len(s.signal) for s in sessions))}
     if any(s.segments for s in sessions):
-        figures.update(event_scores(events, sessions))
-    return {"figures": figures, "events": events, "first_lane_scores": first_lane}
+        figures.update(event_scores(lanes["events"], sessions))
+    return {"figures": figures, **lanes}
 
 
 def choose_policy(scorer: Scorer, sessions: list[Session], window_steps: int, params) -> tuple[StatePolicy, dict]:
     """The candidate with the best frame accuracy on `sessions` (the simplest wins a tie)."""
     candidates = policy_candidates(window_steps)
     lanes = [(candidate, session) for candidate in candidates for session in sessions]
-    predictions, _, _, _ = run_sessions(scorer, [s for _, s in lanes], [c for c, _ in lanes], params)
+    predictions = run_sessions(scorer, [s for _, s in lanes], [c for c, _ in lanes], params)["argmax"]
     tried = {candidate.spec: frame_accuracy(predictions[i * len(sessions): (i + 1) * len(sessions)], sessions)
              for i, candidate in enumerate(candidates)}
     best = max(tried, key=lambda spec: (tried[spec], -list(tried).index(spec)))
@@ -242,7 +257,7 @@ def stream_run(run_dir: Path, scheme: str, backend: str, source: str = TEST_RECO
             raise EdgeGRUError(f"dataset '{dataset.name}' has no whole recordings to stream; give --source FILE")
         sessions = make_sessions(recordings)
     else:
-        sessions = [read_source(source, dataset.num_features)]
+        sessions = [read_source(source, dataset.num_features, dataset.audio_features)]
     window_steps = dataset.train.x.shape[1]
     if policy == "auto":
         validation = make_sessions(dataset.recordings.get("val", []))
@@ -267,10 +282,59 @@ def stream_run(run_dir: Path, scheme: str, backend: str, source: str = TEST_RECO
               "event_rule": "an event matches a true segment of its class when their steps overlap"}
     if chosen.spec != "none" and sessions[0].segments:
         report["no_reset"] = measure(scorer, sessions, StatePolicy(), params)["figures"]
+    keywords = keyword_classes(dataset.class_names)
+    if keywords and any(s.segments for s in sessions):
+        report.update(keyword_report(result, sessions, scorer, detector, params, keywords))
+        plot_keyword_curve(layout.root / "stream" / f"{name}-det.png", report, f"{dataset.name}, {name}")
     write_json_atomic(layout.root / "stream" / f"{name}.json", report)
     plot_timeline(layout.root / "stream" / f"{name}.png", sessions[0], result["first_lane_scores"], result["events"][0],
                   dataset.class_names, f"{dataset.name}, {name}, {chosen.name}")
     return {**report, "reused": False}
+
+
+def keyword_report(result: dict, sessions: list[Session], scorer: Scorer, detector: DetectorConfig, params,
+                   keywords: set[int]) -> dict:
+    """Keyword streams: recall and false alarms per hour at the detector's threshold, and the curve of
+    both over `CURVE_THRESHOLDS` (the detector's threshold unit: mean logit margin over the window)."""
+    tolerance = round(TOLERANCE_SECONDS / STEP_SECONDS)
+    at = keyword_scores(result["events"], sessions, keywords, tolerance, STEP_SECONDS)
+    thresholds = [prepare_detector(replace(detector, threshold=t), scorer.logits_scale).threshold
+                  for t in CURVE_THRESHOLDS]
+    curve = keyword_curve(result["logits"], sessions, params, scorer.integer, thresholds, keywords, tolerance,
+                          STEP_SECONDS)
+    for point, real in zip(curve, CURVE_THRESHOLDS):
+        point["threshold"] = real
+    return {"recall": at["recall"], "false_alarms_per_hour": at["false_alarms_per_hour"], "keyword_scores": at,
+            f"false_alarms_per_hour_at_{round(TARGET_RECALL * 100)}_recall": false_alarms_at_recall(curve),
+            "keyword_curve": curve,
+            "keyword_rule": f"a word is found by an event of its class detected from its first frame to "
+                            f"{TOLERANCE_SECONDS} s after its clip; any other keyword event is a false alarm"}
+
+
+def plot_keyword_curve(path: Path, report: dict, title: str) -> None:
+    """False rejects against false alarms per hour over thresholds; the detector's own threshold marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = report["keyword_curve"]
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    axis.plot([p["false_alarms_per_hour"] for p in curve], [100 * (1 - p["recall"]) for p in curve], marker="o",
+              markersize=3)
+    axis.plot([report["false_alarms_per_hour"]], [100 * (1 - report["recall"])], marker="*", markersize=12,
+              color="red", linestyle="none", label=f"threshold {report['detector']['threshold']}")
+    axis.axhline(100 * (1 - TARGET_RECALL), color="gray", linewidth=0.8, linestyle="--",
+                 label=f"{round(TARGET_RECALL * 100)}% recall")
+    axis.set_xscale("symlog", linthresh=1)
+    axis.set_xlabel("false alarms per hour")
+    axis.set_ylabel("false rejects (%)")
+    axis.set_title(f"{title}: thresholds {CURVE_THRESHOLDS[0]:g}-{CURVE_THRESHOLDS[-1]:g}")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    write_atomic(path, lambda temp: figure.savefig(temp, format="png", dpi=110))
+    plt.close(figure)
 
 
 def windowed_accuracy(layout: RunLayout, scheme: str, backend: str) -> float | None:
