@@ -42,6 +42,8 @@ class Recording:
     signal: np.ndarray
     label: int
     subject: int
+    segments: tuple | None = None
+    audio: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
