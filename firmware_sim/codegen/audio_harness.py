@@ -118,13 +118,14 @@ AUDIO_RECORD = """ else if (header == AUDIO_RECORD) {{
             header = 0; /* no feature steps follow */
         }}"""
 
-def audio_parts(model: QuantizedModel, name: str, frontend_header: str, fields: list[str]) -> dict[str, str]:
+def audio_parts(model: QuantizedModel, name: str, frontend_header: str) -> dict[str, str]:
     """The harness's audio record (module doc): its globals, the record's branch and its windows."""
     if np.dtype(model.tensors["x"].dtype) != np.int8 or model.config["input_size"] != CODES:
         raise EdgeGRUError(f"the audio chain feeds the front end's {CODES} int8 codes to the model as its input; "
                            f"this model takes {model.config['input_size']} {model.tensors['x'].dtype} features")
     upper = name.upper()
-    writes = "".join(f"                fwrite(state.{field}, sizeof state.{field}, 1, stdout);\n" for field in fields)
+    writes = "".join(f"                fwrite(state.{h_in.replace('.', '_')}, sizeof state.{h_in.replace('.', '_')}, 1, "
+                     "stdout);\n" for h_in, _ in model.states)
     return {
         "includes": "#include <stdint.h>\n#include <string.h>\n",
         "audio_includes": f'#include "{frontend_header}"\n',
@@ -142,8 +143,7 @@ def write_chain_sources(model: QuantizedModel, directory: Path, detector: Detect
     """The model, kernels, detector and a harness with audio records into `directory`: the .c files.  Build
     them with the front end's own sources, include dirs and defines (`audio_frontend.FrontEnd`)."""
     return write_sources(model, directory, name, detector=detector,
-                         audio=audio_parts(model, name, frontend_header,
-                                           [h_in.replace(".", "_") for h_in, _ in model.states]))
+                         audio=audio_parts(model, name, frontend_header))
 
 
 # --- records --------------------------------------------------------------------------------------

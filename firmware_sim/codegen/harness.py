@@ -35,8 +35,9 @@ With a detector (`write_sources(..., detector=params)`: the integer smoothing an
 
 The step window stays around `<name>_step` alone (the same counts as without the detector); defining
 EDGEGRU_MARK_DETECTOR moves it around `<name>_detector_push` alone, EDGEGRU_MARK_PIPELINE around both
-(`MARK_DETECTOR`, `MARK_PIPELINE`).  Programs of the keyword-spotting chain take audio records too: `audio_harness`.  `detector_harness_source` is a program of the detector alone, fed
+(`MARK_DETECTOR`, `MARK_PIPELINE`).  `detector_harness_source` is a program of the detector alone, fed
 logits records instead of features (its window is the push), for testing it on any logits stream.
+Programs of the keyword-spotting chain take audio records too (`audio_harness`).
 """
 
 from __future__ import annotations
@@ -163,8 +164,8 @@ def harness_source(model: QuantizedModel, name: str = DEFAULT_NAME, detector: bo
     """main.c: the stream harness for the model generated under `name`; `detector`: with the detector
     generated beside it (`detector_source`), run after every step (module doc); `audio`: the template
     parts of the audio record (`audio_harness`, which needs the detector)."""
-    fields = [h_in.replace(".", "_") for h_in, _ in model.states]
-    writes = "".join(f"            fwrite(state.{field}, sizeof state.{field}, 1, stdout);\n" for field in fields)
+    writes = "".join(f"            fwrite(state.{field}, sizeof state.{field}, 1, stdout);\n"
+                     for field in (h_in.replace(".", "_") for h_in, _ in model.states))
     parts = {"includes": "", "detector_includes": "", "marker_macros": STEP_MARKERS,
              "no_marker_macros": NO_STEP_MARKERS, "detector_globals": "", "detector_locals": "", "detector_reset": "",
              "detector_reset_record": "", "detector_finish_record": "", "detector_push": "", "detector_write": "",
