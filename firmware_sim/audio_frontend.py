@@ -3,8 +3,10 @@ chain (`codegen.harness` audio records, `step_session`, `edgegru firmware`) and 
 
 A front end turns a window of int16 audio (16 kHz, `WINDOW` samples, full scale 32768) into `CODES`
 int8 codes, the model's input unchanged (x_q == codes).  Frame f covers samples [HOP f, HOP f + WINDOW).
-In C it is one function, `void edgegru_mfcc_q15_frame(const int16_t window[WINDOW], int8_t codes[CODES])`,
-declared in `header`; `reference` computes the same codes in Python for a whole recording.
+In C it is two functions declared in `header`: `int edgegru_mfcc_q15_init(void)`, called once when the
+program starts (non-zero: it exits 1), and `void edgegru_mfcc_q15_frame(const int16_t window[WINDOW],
+int8_t codes[CODES])`; `reference` computes the same codes in Python for a whole recording.  `sources`
+may be .c or already compiled .o files (a front end built with its own flags).
 
 `mfcc_q15_frontend()` is the MFCC q15 front end (CMSIS-DSP) that `edgegru firmware` uses by default;
 tests pass their own `FrontEnd`.
@@ -24,7 +26,8 @@ SAMPLE_HZ = 16_000
 WINDOW = 480  # samples per frame (30 ms)
 HOP = 320  # samples between frames (20 ms): one audio record of the harness
 CODES = 10  # int8 codes per frame
-FRAME_FUNCTION = "edgegru_mfcc_q15_frame"  # the C function every front end defines
+INIT_FUNCTION = "edgegru_mfcc_q15_init"  # the C functions every front end defines
+FRAME_FUNCTION = "edgegru_mfcc_q15_frame"
 HOP_SECONDS = HOP / SAMPLE_HZ
 
 

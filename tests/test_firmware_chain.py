@@ -28,11 +28,17 @@ from firmware_sim.step_session import StepSession, build_chain, build_model
 STUB_HEADER = """#ifndef STUB_FRONTEND_H
 #define STUB_FRONTEND_H
 #include <stdint.h>
+int edgegru_mfcc_q15_init(void);
 void edgegru_mfcc_q15_frame(const int16_t window[480], int8_t codes[10]);
 #endif
 """
 # Code k: the summed magnitude of the k-th 48 samples of the window, >> 12, less 64, saturated to int8.
 STUB_SOURCE = """#include "stub_frontend.h"
+
+int edgegru_mfcc_q15_init(void)
+{
+    return 0;
+}
 
 void edgegru_mfcc_q15_frame(const int16_t window[480], int8_t codes[10])
 {

@@ -31,7 +31,7 @@ import numpy as np
 from edgegru.errors import EdgeGRUError
 from edgegru.quantize import QuantizedModel
 from edgegru.stream_detect import DetectorParams, Event
-from firmware_sim.audio_frontend import CODES, FRAME_FUNCTION, HOP, WINDOW
+from firmware_sim.audio_frontend import CODES, FRAME_FUNCTION, HOP, INIT_FUNCTION, WINDOW
 from firmware_sim.codegen.harness import (DEFAULT_NAME, DETECTOR_MARKERS, MARK_DETECTOR,
                                           NO_DETECTOR_MARKERS, decode_detector_steps, output_bytes, write_sources)
 
@@ -85,6 +85,13 @@ static int audio_primed;
 static const uint8_t no_frame[{no_frame_bytes}];
 """
 
+AUDIO_INIT = """    int32_t framed;
+    if ({init_function}() != 0) {{
+        fputs("front end init failed\\n", stderr);
+        return 1;
+    }}
+"""
+
 AUDIO_RECORD = """ else if (header == AUDIO_RECORD) {{
             if (fread(audio + HOP_SAMPLES, sizeof audio[0], HOP_SAMPLES, stdin) != HOP_SAMPLES) {{
                 fputs("truncated input\\n", stderr);
@@ -132,7 +139,7 @@ def audio_parts(model: QuantizedModel, name: str, frontend_header: str) -> dict[
         "marker_macros": AUDIO_MARKERS, "no_marker_macros": NO_AUDIO_MARKERS,
         "audio_globals": AUDIO_GLOBALS.format(audio=AUDIO, hop=HOP, window=WINDOW, codes=CODES, name=name,
                                               upper=upper, no_frame_bytes=hop_output_bytes(model) - 4),
-        "audio_locals": "    int32_t framed;\n",
+        "audio_locals": AUDIO_INIT.format(init_function=INIT_FUNCTION),
         "audio_reset_record": "            audio_primed = 0;\n",
         "audio_record": AUDIO_RECORD.format(name=name, frame_function=FRAME_FUNCTION, state_writes=writes),
     }
