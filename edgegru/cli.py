@@ -13,6 +13,7 @@ from edgegru.stages import options
 from edgegru.stages.bench_stage import BENCHMARKS, LATENCY_STEPS, bench_run
 from edgegru.stages.demo_stage import demo
 from edgegru.stages.export_stage import export_run
+from edgegru.stages.firmware_chain import CHAIN_CLOCK_MHZ
 from edgegru.stages.firmware_stage import DEFAULT_SAMPLE_HZ, TARGET_NAMES, firmware_run
 from edgegru.stages.quantize_stage import quantize_run
 from edgegru.stages.report_stage import report_run
@@ -202,14 +203,35 @@ def print_firmware_table(reports: list[dict]) -> None:
                     if "duty_cycle" in r else "")
             print(f"  {r['target']}: C detector {'equals' if r['detector_events_match'] else 'DIFFERS FROM'} the Python "
                   f"integer detector, {r['detector_events']} events over {r['detector_sessions']} test sessions{cost}")
+    for r in reports:
+        if r.get("chain"):
+            print(f"  {r['target']}: {chain_summary(r['chain'])}")
+
+
+def chain_summary(chain: dict) -> str:
+    """One line on the audio chain of a firmware.json."""
+    if "skipped" in chain:
+        return f"audio chain skipped: {chain['skipped']}"
+    line = (f"audio chain, {chain['hops']:,} hops of {chain['recordings']} recordings: front end "
+            f"{chain['frontend_mismatches']:,} of {chain['frontend_elements']:,} codes differ, "
+            f"{chain['mismatches']:,} logit/state mismatches, {chain['event_mismatches']} event mismatches "
+            f"({chain['events']} events, Python {chain['python_events']})")
+    if "instructions_per_hop" in chain:
+        parts = chain["instructions_per_hop"]
+        line += (f"; instructions per hop: front end {parts['frontend']:,}, GRU {parts['gru']:,}, detector "
+                 f"{parts['detector']:,}, whole hop {parts['total']:,} = {100 * chain['duty_cycle']:.2f}% of "
+                 f"{chain['clock_mhz']:g} MHz; flash {chain['flash_bytes']:,} B, static RAM "
+                 f"{chain['ram_bytes_static']:,} B + stack {chain['stack_bytes']:,} B")
+    return line
 
 
 def command_firmware(args: argparse.Namespace) -> None:
     detector = DetectorConfig(args.window, args.threshold, args.min_duration, args.holdoff) if args.detector else None
     reports = firmware_run(Path(args.run_dir), args.scheme, args.targets, args.clock_mhz, args.max_sequences,
-                           detector=detector, sample_hz=args.sample_hz)
+                           detector=detector, sample_hz=args.sample_hz, chain_clock_mhz=args.chain_clock_mhz)
     print_firmware_table(reports)
-    failed = [r["target"] for r in reports if r["mismatches"] or r.get("detector_events_match") is False]
+    failed = [r["target"] for r in reports if r["mismatches"] or r.get("detector_events_match") is False
+              or any(r.get("chain", {}).get(key) for key in ("frontend_mismatches", "mismatches", "event_mismatches"))]
     if failed:
         raise EdgeGRUError(f"the generated C does not match the golden model on: {', '.join(failed)}")
 
@@ -422,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
         "firmware", help="portable C for microcontrollers, run on host and emulated Cortex-M",
         description="Generate C from the quantized artifact into RUN_DIR/firmware/SCHEME/src/, build and run it on each "
                     "target over the test split, compare every element with the golden model, and measure flash, stack "
-                    "and instructions per step (exact, from QEMU); writes RUN_DIR/firmware/SCHEME/TARGET/.")
+                    "and instructions per step (exact, from QEMU); writes RUN_DIR/firmware/SCHEME/TARGET/.  When the test "
+                    "recordings carry audio (keyword spotting), also streams it hop by hop through the whole chain (front "
+                    "end, GRU, detector) against Python, with instructions per 20 ms hop per part.")
     firmware.add_argument("run_dir")
     firmware.add_argument("--scheme", choices=schemes, default="int8")
     firmware.add_argument("--targets", type=comma_list(TARGET_NAMES), default="host,cortex-m4,cortex-m55",
@@ -433,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="compile the integer smoother and event detector in, and check its events against the "
                                "Python detector's on every test recording")
     firmware.add_argument("--sample-hz", type=float, default=25.0, help="sample rate for the duty cycle (default %(default)s)")
+    firmware.add_argument("--chain-clock-mhz", type=float, default=CHAIN_CLOCK_MHZ,
+                          help="clock for the duty cycle of the audio chain, datasets with audio (default %(default)s)")
     add_detector_arguments(firmware)
     firmware.set_defaults(run=command_firmware)
 

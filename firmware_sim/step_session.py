@@ -27,6 +27,16 @@ runs `<name>_detector_push`:
 `reset()` resets the detector with the model; `step()` works too (the events of its steps are kept in
 `last_events`).  The step markers stay around `<name>_step` alone unless `defines` moves them
 (`harness.MARK_DETECTOR`, `harness.MARK_PIPELINE`).
+
+With a front end too (`StepSession.build(..., detector=params, frontend=frontend)`: the keyword-spotting
+chain of `codegen.audio_harness`), the session takes audio hops:
+
+    with StepSession.build(model, "cortex-m4", out_dir, detector=params, frontend=frontend) as session:
+        outputs = session.hops(audio_hops)  # int16 [n, HOP] -> per hop a HopOutput: codes, logits, states, event
+        last = session.finish()
+
+`reset()` also forgets the held hop; `defines` may move the window to the front end or the whole hop
+(`audio_harness.PART_WINDOWS`).
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ import numpy as np
 from edgegru.errors import EdgeGRUError
 from edgegru.quantize import QuantizedModel
 from edgegru.stream_detect import DetectorParams, Event
+from firmware_sim.audio_frontend import FrontEnd
+from firmware_sim.codegen.audio_harness import HopOutput, audio_records, decode_hops, hop_output_bytes, write_chain_sources
 from firmware_sim.codegen.harness import (DEFAULT_NAME, EVENT_RECORD_BYTES, decode_detector_steps, decode_events,
                                           decode_steps, finish_record, output_bytes, reset_record, steps_record,
                                           write_sources)
@@ -52,9 +64,10 @@ class StepSession:
     """The harness program `exe` of `model`, started on `target`, stepped from Python (module doc)."""
 
     def __init__(self, model: QuantizedModel, target: str | Target, exe: Path, *, count_instructions: bool = False,
-                 timeout_s: float = 60.0, detector: bool = False):
+                 timeout_s: float = 60.0, detector: bool = False, audio: bool = False):
         self.model = model
-        self.detector = detector  # the program was generated with a detector (it writes event records)
+        self.detector = detector or audio  # the program was generated with a detector (it writes event records)
+        self.audio = audio  # the program was generated with a front end (it takes audio records)
         self.last_events: list[Event | None] = []  # with a detector: the events of the last step() call
         self.target = get_target(target)
         self.timeout_s = timeout_s
@@ -68,14 +81,16 @@ class StepSession:
     @classmethod
     def build(cls, model: QuantizedModel, target: str | Target, out_dir: Path, name: str = DEFAULT_NAME, *,
               defines: dict[str, object] | None = None, count_instructions: bool = False,
-              timeout_s: float = 60.0, detector: DetectorParams | None = None) -> StepSession:
-        """Generate the sources into `out_dir` (with `detector`: the event detector too), build them for
-        `target` (with the step markers) and start."""
-        sources = write_sources(model, out_dir, name, detector=detector)
-        exe = build(target, sources, include_dirs=[out_dir], out_dir=out_dir,
-                    defines={**MARKER_DEFINES, **(defines or {})}, name=name)
+              timeout_s: float = 60.0, detector: DetectorParams | None = None,
+              frontend: FrontEnd | None = None) -> StepSession:
+        """Generate the sources into `out_dir` (with `detector`: the event detector too; with `frontend` as
+        well: the audio chain), build them for `target` (with the step markers) and start."""
+        if frontend is None:
+            exe = build_model(model, target, out_dir, name, defines, detector)
+        else:
+            exe = build_chain(model, target, out_dir, detector, frontend, name, defines)
         return cls(model, target, exe, count_instructions=count_instructions, timeout_s=timeout_s,
-                   detector=detector is not None)
+                   detector=detector is not None, audio=frontend is not None)
 
     def __enter__(self) -> StepSession:
         return self
@@ -111,6 +126,18 @@ class StepSession:
         self._require_detector("finish")
         raw = self._program.exchange(finish_record(), EVENT_RECORD_BYTES, self.timeout_s)
         return decode_events(raw)[0]
+
+    def hops(self, samples: np.ndarray) -> list[HopOutput]:
+        """int16 audio hops [n, HOP] (n >= 1), sent as n audio records -> per hop what the chain answered:
+        the codes, logits, states and event of the frame it completed, or None for each."""
+        if not self.audio:
+            raise EdgeGRUError("hops needs a program built with a front end (StepSession.build(..., "
+                               "detector=params, frontend=frontend))")
+        records = audio_records(samples)
+        if not records:
+            raise EdgeGRUError("hops needs at least one hop")
+        return decode_hops(self.model, self._program.exchange(records, len(samples) * hop_output_bytes(self.model),
+                                                              self.timeout_s))
 
     def _steps(self, x_q: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[Event | None]]:
         x_q = np.asarray(x_q)
@@ -170,3 +197,23 @@ class StepSession:
             return self.step(x_q)
 
         return step
+
+
+def build_model(model: QuantizedModel, target: str | Target, out_dir: Path, name: str = DEFAULT_NAME,
+                defines: dict[str, object] | None = None, detector: DetectorParams | None = None) -> Path:
+    """The model's harness (with `detector`: and the detector) generated into `out_dir` and built for
+    `target` with the step markers (`defines` may move them): the program."""
+    sources = write_sources(model, out_dir, name, detector=detector)
+    return build(target, sources, include_dirs=[out_dir], out_dir=out_dir,
+                 defines={**MARKER_DEFINES, **(defines or {})}, name=name)
+
+
+def build_chain(model: QuantizedModel, target: str | Target, out_dir: Path, detector: DetectorParams | None,
+                frontend: FrontEnd, name: str = DEFAULT_NAME, defines: dict[str, object] | None = None) -> Path:
+    """The audio chain (model, detector, front end, harness with audio records) generated into `out_dir`
+    and built for `target` with the markers (`defines` may move them: `audio_harness.PART_WINDOWS`)."""
+    if detector is None:
+        raise EdgeGRUError("the audio chain runs the detector: give detector params")
+    sources = write_chain_sources(model, out_dir, detector, frontend.header, name)
+    return build(target, [*sources, *frontend.sources], include_dirs=[out_dir, *frontend.include_dirs],
+                 out_dir=out_dir, defines={**MARKER_DEFINES, **frontend.defines, **(defines or {})}, name=name)

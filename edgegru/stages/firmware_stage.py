@@ -5,7 +5,9 @@ they were made from), each target's build and `firmware.json` in `runs/NAME/firm
 Every test sequence is streamed through the program one step at a time (`stream_loop`, via a
 `StepSession`) and every element of every step is compared with the golden model (`double` rounding,
 the TFLite Micro arithmetic).  On emulated cores QEMU counts the instructions of each step exactly,
-and of the mat-vec kernel alone; the time per step assumes one instruction per cycle.
+and of the mat-vec kernel alone; the time per step assumes one instruction per cycle.  When the test
+recordings carry their audio (keyword spotting), the whole chain from audio to events runs too
+(`firmware_chain`): its report is the `chain` entry of `firmware.json`.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from edgegru.data import load_dataset
 from edgegru.errors import EdgeGRUError
 from edgegru.golden import initial_states, quantize_features, run_sequences
 from edgegru.quantize import QuantizedModel
+from edgegru.stages.firmware_chain import CHAIN_CLOCK_MHZ, audio_recordings, chain_report, python_chain
 from edgegru.stages.run_layout import RunLayout, artifact_digest, read_json, tree_digest
 from edgegru.stream_detect import Detector, DetectorConfig, DetectorParams, prepare_detector
 from edgegru.stream_loop import stream
 from edgegru.stream_metrics import Session, make_sessions
 from export.verify import compare_with_golden, golden_trace, stream_backend, verification_streams
+from firmware_sim.audio_frontend import FrontEnd, mfcc_q15_frontend
 from firmware_sim.codegen.harness import DEFAULT_NAME, MARK_PIPELINE, write_sources
 from firmware_sim.device.build import build
 from firmware_sim.device.targets import TARGETS, Target, get_target, require_tool, require_toolchain
@@ -195,11 +199,14 @@ def detector_report(layout: RunLayout, model: QuantizedModel, target: Target, se
 
 def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: float = DEFAULT_CLOCK_MHZ,
                  max_sequences: int | None = None, reuse: bool = False, detector: DetectorConfig | None = None,
-                 sample_hz: float = DEFAULT_SAMPLE_HZ) -> list[dict]:
+                 sample_hz: float = DEFAULT_SAMPLE_HZ, chain_clock_mhz: float = CHAIN_CLOCK_MHZ,
+                 frontend: FrontEnd | None = None) -> list[dict]:
     """Generate the C model, run it on every target over the test split; one firmware.json per target.
 
     With `reuse`, sources already generated from the current artifact are kept, and a target whose
-    firmware.json is for the same sources, clock and number of sequences is not run again.
+    firmware.json is for the same sources, clock and number of sequences is not run again.  Test
+    recordings with audio also run the audio chain through `frontend` (default: the MFCC q15 front end)
+    with `detector` (default: `DetectorConfig()`), its duty cycle at `chain_clock_mhz`.
     """
     layout = RunLayout(Path(run_dir))
     resolved = [get_target(name) for name in targets]  # refuses an unknown target before any work
@@ -219,6 +226,8 @@ def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: floa
     if params is not None and not sessions:
         raise EdgeGRUError(f"--detector needs whole recordings to stream; dataset '{dataset.name}' has none")
     expected = python_events(model, params, sessions) if params is not None else None
+    audio = audio_recordings(dataset.recordings.get("test", []))
+    chain = _chain_inputs(model, audio, detector, frontend) if audio and scheme == "int8" else None
     trace = None
     reports = []
     for target in resolved:
@@ -233,6 +242,19 @@ def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: floa
                   "sources_sha256": sources, "detector": None if params is None else asdict(params)}
         if params is not None:
             report.update(detector_report(layout, model, target, sessions, expected, clock_mhz, sample_hz))
+        if chain is not None:
+            report["chain"] = chain_report(model, target, layout.firmware_dir(scheme) / target.name / "chain",
+                                           *chain, clock_mhz=chain_clock_mhz)
+        elif audio:
+            report["chain"] = {"skipped": "the audio chain feeds the front end's int8 codes: --scheme int8 only"}
         write_json_atomic(record, report)
         reports.append({**report, "reused": False})
     return reports
+
+
+def _chain_inputs(model: QuantizedModel, recordings: list, detector: DetectorConfig | None,
+                  frontend: FrontEnd | None) -> tuple:
+    """(detector params, front end, recordings, Python's chain): what `chain_report` takes after the target."""
+    frontend = frontend or mfcc_q15_frontend()
+    params = prepare_detector(detector or DetectorConfig(), model.tensors["logits"].scale)
+    return params, frontend, recordings, python_chain(model, params, frontend, recordings)

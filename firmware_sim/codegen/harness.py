@@ -37,6 +37,7 @@ The step window stays around `<name>_step` alone (the same counts as without the
 EDGEGRU_MARK_DETECTOR moves it around `<name>_detector_push` alone, EDGEGRU_MARK_PIPELINE around both
 (`MARK_DETECTOR`, `MARK_PIPELINE`).  `detector_harness_source` is a program of the detector alone, fed
 logits records instead of features (its window is the push), for testing it on any logits stream.
+Programs of the keyword-spotting chain take audio records too (`audio_harness`).
 """
 
 from __future__ import annotations
@@ -66,19 +67,19 @@ HARNESS = """/* Stream harness for {name}: the record format is in firmware_sim/
 #include <stdio.h>
 {includes}
 #include "{name}.h"
-{detector_includes}#ifdef EDGEGRU_MARKERS /* one instruction-count window per step (firmware_sim/device/icount.py) */
+{detector_includes}{audio_includes}#ifdef EDGEGRU_MARKERS /* one instruction-count window per step (firmware_sim/device/icount.py) */
 #include "edgegru_rt.h"
 {marker_macros}#else
 {no_marker_macros}#endif
 
 #define RESET_RECORD ({reset})
-{detector_globals}
+{detector_globals}{audio_globals}
 int main(void)
 {{
     {name}_state_t state;
     {name}_act_t features[{upper}_INPUT_SIZE], logits[{upper}_NUM_CLASSES];
     int32_t header, t;
-{detector_locals}    /* Unbuffered: a read never waits for bytes past the current record. */
+{detector_locals}{audio_locals}    /* Unbuffered: a read never waits for bytes past the current record. */
     if (setvbuf(stdin, NULL, _IONBF, 0) != 0) {{
         return 1;
     }}
@@ -86,7 +87,7 @@ int main(void)
 {detector_reset}    while (fread(&header, sizeof header, 1, stdin) == 1) {{
         if (header == RESET_RECORD) {{
             {name}_reset(&state);
-{detector_reset_record}        }}{detector_finish_record} else if (header < 0) {{
+{detector_reset_record}{audio_reset_record}        }}{detector_finish_record}{audio_record} else if (header < 0) {{
             fputs("bad record header\\n", stderr);
             return 1;
         }}
@@ -158,14 +159,18 @@ static void write_event(int ended, const {name}_event_t *event)
 """
 
 
-def harness_source(model: QuantizedModel, name: str = DEFAULT_NAME, detector: bool = False) -> str:
+def harness_source(model: QuantizedModel, name: str = DEFAULT_NAME, detector: bool = False,
+                   audio: dict[str, str] | None = None) -> str:
     """main.c: the stream harness for the model generated under `name`; `detector`: with the detector
-    generated beside it (`detector_source`), run after every step (module doc)."""
+    generated beside it (`detector_source`), run after every step (module doc); `audio`: the template
+    parts of the audio record (`audio_harness`, which needs the detector)."""
     writes = "".join(f"            fwrite(state.{field}, sizeof state.{field}, 1, stdout);\n"
                      for field in (h_in.replace(".", "_") for h_in, _ in model.states))
     parts = {"includes": "", "detector_includes": "", "marker_macros": STEP_MARKERS,
              "no_marker_macros": NO_STEP_MARKERS, "detector_globals": "", "detector_locals": "", "detector_reset": "",
-             "detector_reset_record": "", "detector_finish_record": "", "detector_push": "", "detector_write": ""}
+             "detector_reset_record": "", "detector_finish_record": "", "detector_push": "", "detector_write": "",
+             "audio_includes": "", "audio_globals": "", "audio_locals": "", "audio_reset_record": "",
+             "audio_record": ""}
     if detector:
         upper = name.upper()
         parts.update(
@@ -186,6 +191,10 @@ def harness_source(model: QuantizedModel, name: str = DEFAULT_NAME, detector: bo
                            f"            DETECT_END();\n"),
             detector_write="            write_event(ended, &event);\n",
         )
+    if audio is not None:
+        if not detector:
+            raise EdgeGRUError("a harness with audio records runs the detector too: give detector=True")
+        parts.update(audio)
     return HARNESS.format(name=name, upper=name.upper(), reset=RESET, state_writes=writes, **parts)
 
 
@@ -256,16 +265,16 @@ def detector_harness_source(name: str, activation: str) -> str:
 
 
 def write_sources(model: QuantizedModel, directory: Path, name: str = DEFAULT_NAME,
-                  detector: DetectorParams | None = None) -> list[Path]:
+                  detector: DetectorParams | None = None, audio: dict[str, str] | None = None) -> list[Path]:
     """Generated model, kernels and harness into `directory`; returns the .c files (sorted).  Build them
     with `build(target, sources, include_dirs=[directory], ...)`.  With `detector` (integer params from
     `edgegru.stream_detect.prepare_detector` with the logits' scale), also `<name>_detector.h/.c`, and
-    the harness runs it after every step (module doc)."""
+    the harness runs it after every step (module doc).  `audio`: see `harness_source`."""
     directory = Path(directory)
     files = {**generate_c(model, name), **kernel_sources()}
     if detector is not None:
         files.update(detector_c(name, detector, model.tensors["logits"].dtype, model.config["num_classes"]))
-    files["main.c"] = harness_source(model, name, detector=detector is not None)
+    files["main.c"] = harness_source(model, name, detector=detector is not None, audio=audio)
     return _write(directory, files)
 
 
