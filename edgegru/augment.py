@@ -15,7 +15,8 @@ mimics a nuisance that differs between recordings but not between classes:
   Only when the training sequences are at least `MIN_CROP_STEPS` long: cutting 1 of 8 rows of a
   digit removes a part of the pattern, not a nuisance.
   Streamed datasets crop down to a quarter: after a change of activity the stream has only the
-  steps since, and windows cut by hand never showed the model so few.
+  steps since, and windows cut by hand never showed the model so few.  Keyword clips are not cropped
+  (nor scaled): a crop of a 1 s clip cuts its word out, and the clips already vary level, offset and noise.
 - prefix: for datasets that are streamed (whole recordings, `Dataset.recordings`), a share `prefix` of
   the sequences is preceded by the end (1 to all of its steps) of another sequence of the batch, with
   the label of the sequence that follows.  A stream carries its state across a change of activity;
@@ -61,6 +62,8 @@ class Augmentation:
             settings["crop"] = 1.0
         if dataset.recordings:
             settings |= {"crop": STREAMED_CROP, "prefix": STREAMED_PREFIX}
+        if dataset.audio_features is not None:  # keyword clips: a crop cuts the word out of its clip, and a
+            settings |= {"crop": 1.0, "scale": 0.0}  # gain of sound moves C0 only (the data mixes levels)
         return cls(**{**settings, **overrides})
 
 

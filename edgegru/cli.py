@@ -298,6 +298,14 @@ def print_stream_report(report: dict) -> None:
               f"{fmt(r.get('median_latency_steps'), '{:.0f}'):>9}")
     print(f"  windowed test accuracy {fmt(report['windowed_accuracy'])}; latency: median steps from a segment's start "
           f"to its first correct event; {report['event_rule']}")
+    if "keyword_scores" in report:
+        k = report["keyword_scores"]
+        at_recall = next(v for key, v in report.items() if key.startswith("false_alarms_per_hour_at_"))
+        print(f"  keywords: {k['detections']} of {k['keywords']} found (recall {fmt(k['recall'])}), {k['misses']} missed, "
+              f"{k['false_alarms']} false alarms in {k['hours'] * 60:.1f} min = {fmt(k['false_alarms_per_hour'], '{:.1f}')}"
+              f" per hour at threshold {report['detector']['threshold']:g}; at 90% recall "
+              f"{fmt(at_recall, '{:.1f}')} per hour (curve over thresholds: the -det.png plot)")
+        print(f"  {report['keyword_rule']}")
     tried = report["state_policy_selection"].get("tried")
     if tried:
         print(f"  chosen on {report['state_policy_selection']['chosen_on']}: "

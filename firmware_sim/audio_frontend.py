@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgegru.data.kws_frontend import HOP, MFCC_COEFFICIENTS as CODES, SAMPLE_RATE as SAMPLE_HZ, WINDOW
+from edgegru.data.mfcc_q15 import MfccQ15
 from edgegru.errors import EdgeGRUError
+from firmware_sim.frontend.mfcc_firmware import frontend_objects
 
-SAMPLE_HZ = 16_000
-WINDOW = 480  # samples per frame (30 ms)
-HOP = 320  # samples between frames (20 ms): one audio record of the harness
-CODES = 10  # int8 codes per frame
 INIT_FUNCTION = "edgegru_mfcc_q15_init"  # the C functions every front end defines
 FRAME_FUNCTION = "edgegru_mfcc_q15_frame"
 HOP_SECONDS = HOP / SAMPLE_HZ
@@ -40,13 +39,16 @@ class FrontEnd:
     reference: Callable[[np.ndarray], np.ndarray]  # int16 audio [S] -> int8 codes [frames(S), CODES]
     include_dirs: tuple[Path, ...] = ()
     defines: dict[str, object] = field(default_factory=dict)
+    # A front end compiled per target with its own flags: (target, work dir) -> (objects, include dirs).
+    compile: Callable[[str, Path], tuple[list[Path], list[Path]]] | None = None
 
 
 def mfcc_q15_frontend() -> FrontEnd:
     """The MFCC q15 front end (CMSIS-DSP sources, our glue in firmware_sim/frontend/, the Python reference
     in edgegru/data/mfcc_q15.py)."""
-    raise EdgeGRUError("the MFCC q15 front end is not part of this build yet (edgegru/data/mfcc_q15.py and "
-                       "firmware_sim/frontend/); the audio chain cannot run")
+    reference = MfccQ15()
+    return FrontEnd("edgegru_mfcc_q15.h", (), lambda audio: reference.features(audio[None])[0],
+                    compile=frontend_objects)
 
 
 def whole_hops(audio: np.ndarray) -> np.ndarray:

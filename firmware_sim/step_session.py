@@ -215,5 +215,6 @@ def build_chain(model: QuantizedModel, target: str | Target, out_dir: Path, dete
     if detector is None:
         raise EdgeGRUError("the audio chain runs the detector: give detector params")
     sources = write_chain_sources(model, out_dir, detector, frontend.header, name)
-    return build(target, [*sources, *frontend.sources], include_dirs=[out_dir, *frontend.include_dirs],
+    objects, includes = frontend.compile(get_target(target).name, out_dir / "frontend") if frontend.compile else ([], [])
+    return build(target, [*sources, *frontend.sources, *objects], include_dirs=[out_dir, *frontend.include_dirs, *includes],
                  out_dir=out_dir, defines={**MARKER_DEFINES, **frontend.defines, **(defines or {})}, name=name)

@@ -107,6 +107,26 @@ def cmsis_defines(target: str) -> dict[str, object]:
     return {"__GNUC_PYTHON__": None}
 
 
+def frontend_objects(target: str, work: Path) -> tuple[list[Path], list[Path]]:
+    """The front end compiled for `target` into `work`: (object files of our glue and the CMSIS-DSP sources
+    it needs, the include dirs a caller of edgegru_mfcc_q15.h needs)."""
+    root = cmsis_dsp_root()
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "edgegru_mfcc_q15_tables.h").write_text(tables_header())
+    includes = [root / "Include", root / "PrivateInclude", work, C_DIR]
+    if get_target(target).emulated:
+        includes.append(COMPAT_DIR)
+    objects = [
+        *compile_objects(target, [root / "Source" / s for s in CMSIS_DSP_SOURCES if s not in SCALAR_SOURCES],
+                         includes, work / "cmsis-dsp", cmsis_defines(target), ("-O2", "-w")),
+        *compile_objects(target, [root / "Source" / s for s in SCALAR_SOURCES], includes, work / "cmsis-dsp",
+                         cmsis_defines(target), ("-O2", "-w", "-U__ARM_FEATURE_DSP")),
+    ]  # fmt: skip
+    glue_objects = compile_objects(target, [C_DIR / "edgegru_mfcc_q15.c"], includes, work, cmsis_defines(target),
+                                   ("-O2", "-std=c99", "-Wall", "-Wextra"))
+    return [*glue_objects, *objects], [work, C_DIR]
+
+
 def build_frontend(target: str, out_dir: Path | None = None) -> Path:
     """The front end's test program (c/edgegru_mfcc_q15_main.c) for `target`; cached by its inputs' hash."""
     target = get_target(target).name
@@ -123,19 +143,8 @@ def build_frontend(target: str, out_dir: Path | None = None) -> Path:
     if exe.exists():
         return exe
     work = Path(tempfile.mkdtemp(prefix=f"{out_dir.name}.", dir=out_dir.parent))
-    (work / "edgegru_mfcc_q15_tables.h").write_text(header)
-    includes = [root / "Include", root / "PrivateInclude", work, C_DIR]
-    if get_target(target).emulated:
-        includes.append(COMPAT_DIR)
-    objects = [
-        *compile_objects(target, [root / "Source" / s for s in CMSIS_DSP_SOURCES if s not in SCALAR_SOURCES],
-                         includes, work / "cmsis-dsp", cmsis_defines(target), ("-O2", "-w")),
-        *compile_objects(target, [root / "Source" / s for s in SCALAR_SOURCES], includes, work / "cmsis-dsp",
-                         cmsis_defines(target), ("-O2", "-w", "-U__ARM_FEATURE_DSP")),
-    ]  # fmt: skip
-    glue_objects = compile_objects(target, [C_DIR / "edgegru_mfcc_q15.c"], includes, work, cmsis_defines(target),
-                                   ("-O2", "-std=c99", "-Wall", "-Wextra"))
-    built = build(target, [C_DIR / "edgegru_mfcc_q15_main.c", *glue_objects, *objects], [work, C_DIR], work)
+    objects, includes = frontend_objects(target, work)
+    built = build(target, [C_DIR / "edgegru_mfcc_q15_main.c", *objects], includes, work)
     out_dir.mkdir(parents=True, exist_ok=True)
     os.replace(built, exe)
     return exe
