@@ -84,11 +84,19 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DetectorConfig()
-    parser.add_argument("--window", type=positive_int, default=defaults.window, help="smoothing window, steps (default %(default)s)")
-    parser.add_argument("--threshold", type=float, default=defaults.threshold,
-                        help="detector: mean logit margin of the top class over the runner-up (default %(default)s)")
-    parser.add_argument("--min-duration", type=positive_int, default=defaults.min_duration, help="detector: steps (default %(default)s)")
-    parser.add_argument("--holdoff", type=int, default=defaults.holdoff, help="detector: steps after an event (default %(default)s)")
+    dataset_default = "(default: the dataset's, else %s)"
+    parser.add_argument("--window", type=positive_int, help=f"smoothing window, steps {dataset_default % defaults.window}")
+    parser.add_argument("--threshold", type=float, help="detector: mean logit margin of the top class over the runner-up "
+                                                        f"{dataset_default % defaults.threshold}")
+    parser.add_argument("--min-duration", type=positive_int, help=f"detector: steps {dataset_default % defaults.min_duration}")
+    parser.add_argument("--holdoff", type=int, help=f"detector: steps after an event {dataset_default % defaults.holdoff}")
+
+
+def detector_settings(args: argparse.Namespace) -> dict:
+    """The detector options given on the command line (the others come from the dataset's defaults)."""
+    given = {"window": args.window, "threshold": args.threshold, "min_duration": args.min_duration,
+             "holdoff": args.holdoff}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def train_config(args: argparse.Namespace):
@@ -226,7 +234,7 @@ def chain_summary(chain: dict) -> str:
 
 
 def command_firmware(args: argparse.Namespace) -> None:
-    detector = DetectorConfig(args.window, args.threshold, args.min_duration, args.holdoff) if args.detector else None
+    detector = detector_settings(args) if args.detector else None
     reports = firmware_run(Path(args.run_dir), args.scheme, args.targets, args.clock_mhz, args.max_sequences,
                            detector=detector, sample_hz=args.sample_hz, chain_clock_mhz=args.chain_clock_mhz)
     print_firmware_table(reports)
@@ -313,7 +321,7 @@ def print_stream_report(report: dict) -> None:
 
 
 def command_stream(args: argparse.Namespace) -> None:
-    detector = DetectorConfig(args.window, args.threshold, args.min_duration, args.holdoff)
+    detector = detector_settings(args)
 
     def on_event(recording, event, label, peak_logits):
         tqdm.write(f"  event: recording {recording}, {label}, steps {event.start}-{event.end} "

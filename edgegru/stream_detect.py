@@ -6,7 +6,9 @@ class k of the sums and its margin m = S_k - max_{c != k} S_c (ties go to the lo
 A step is *hot* when m >= threshold and the hold-off of the last event has passed.  Consecutive hot
 steps of one class form a run; a run of at least `min_duration` steps is an event, reported when it
 ends: (class, start step, end step, peak margin), detected at step start + min_duration - 1.  After
-an event, no run starts for `holdoff` steps past its end.
+an event, no run starts for `holdoff` steps past its end.  No run starts on a `background` class
+(keyword spotting: `_silence_` and `_unknown_` are what is heard between words, not events, and
+must not hold off the word that follows).
 
 On integer logits (int8 or int16, one scale) the whole detector is integer: the sums of W logits fit
 int32 for W <= 32767 (|q| <= 2^15), the zero point cancels in the margin, and the threshold is
@@ -17,10 +19,12 @@ runs on floats.  The generated C detector mirrors this file step for step.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from edgegru.data import Dataset
+from edgegru.data.kws import background_classes
 from edgegru.errors import EdgeGRUError
 
 MAX_WINDOW = 1024
@@ -34,6 +38,10 @@ class DetectorConfig:
     threshold: float = 2.0  # mean margin of the top class's logit over the runner-up's, over the window
     min_duration: int = 25  # hot steps before a run is an event
     holdoff: int = 25  # steps after an event's end before a new run may start
+    background: tuple[int, ...] = ()  # classes that never start a run
+
+    def __post_init__(self):
+        object.__setattr__(self, "background", tuple(int(c) for c in self.background))  # from JSON: a list
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,15 @@ class DetectorParams:
     threshold: int | float
     min_duration: int
     holdoff: int
+    background: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "background", tuple(int(c) for c in self.background))  # from JSON: a list
+
+
+def as_record(settings: DetectorConfig | DetectorParams) -> dict:
+    """The settings as a JSON file gives them back (the background as a list)."""
+    return {**asdict(settings), "background": list(settings.background)}
 
 
 @dataclass(frozen=True)
@@ -66,7 +83,21 @@ def prepare_detector(config: DetectorConfig, logits_scale: float | None) -> Dete
         raise EdgeGRUError("detector: min duration >= 1, hold-off >= 0 and a finite threshold >= 0 are required")
     total = config.threshold * config.window
     threshold = total if logits_scale is None else int(math.ceil(total / logits_scale - 1e-9))
-    return DetectorParams(config.window, threshold, config.min_duration, config.holdoff)
+    return DetectorParams(config.window, threshold, config.min_duration, config.holdoff,
+                          tuple(sorted(int(c) for c in config.background)))
+
+
+def dataset_detector(dataset: Dataset, given: DetectorConfig | dict | None = None) -> DetectorConfig:
+    """The detector for a run on `dataset`: `given` whole (a DetectorConfig), or the dataset's defaults
+    (`Dataset.detector_defaults` over `DetectorConfig()`) with `given`'s entries (a dict) over them; the
+    background classes are the dataset's (keyword spotting: all but the words) unless set."""
+    if isinstance(given, DetectorConfig):
+        settings = asdict(given)
+    else:
+        settings = {**asdict(DetectorConfig()), **dataset.detector_defaults, **(given or {})}
+    if not settings["background"]:
+        settings["background"] = background_classes(dataset.class_names)
+    return DetectorConfig(**{**settings, "background": tuple(settings["background"])})
 
 
 class Detector:
@@ -95,7 +126,7 @@ class Detector:
         event = None
         if self.run is not None and not (self._hot(margin) and top == self.run[0]):
             event = self._close()
-        if self.run is None and self._hot(margin):
+        if self.run is None and self._hot(margin) and top not in self.params.background:
             self.run = [top, self.t, 0, margin]
         if self.run is not None:
             self.run[2] += 1

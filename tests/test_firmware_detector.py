@@ -7,6 +7,8 @@ counts as they were."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -260,3 +262,22 @@ def test_the_step_window_counts_the_same_with_the_detector(quantized, japanese_v
     assert 0 < counts["detector"].max() < 600
     # the pipeline window: the step and the push, minus one marker overhead (a few instructions)
     assert np.all(np.abs(counts["pipeline"] - (counts["plain"] + counts["detector"])) < 30)
+
+
+def test_background_classes_start_no_run_in_python_and_in_c(quantized, japanese_vowels, tmp_path):
+    """Background classes (keyword spotting's silence and unknown) never make an event, nor a hold-off."""
+    model = quantized["int8"]
+    classes = model.config["num_classes"]
+    x_q, lengths = vowels_stream(model, japanese_vowels.test)
+    golden_logits = np.stack([step["logits"][0] for step in golden_trace(model, x_q, lengths, "double")])
+    plain = [e for e in python_events(model_params(model), [golden_logits, "finish"], classes) if e is not None]
+    background = (plain[0].cls,)
+    params = replace(model_params(model), background=background)
+    expected = python_events(params, [golden_logits, "finish"], classes)
+    found = [e for e in expected if e is not None]
+    assert found and all(e.cls not in background for e in found) and found != plain
+    sources = write_sources(model, tmp_path, DEFAULT_NAME, detector=params)
+    exe = build("host", sources, include_dirs=[tmp_path], out_dir=tmp_path, defines=MARKER_DEFINES, name=DEFAULT_NAME)
+    raw = run_checked("host", exe, encode([x_q[0], "finish"])).stdout
+    _, _, events = decode_detector_steps(model, raw[:-24])
+    assert events + decode_events(raw[-24:]) == expected

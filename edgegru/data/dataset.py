@@ -75,6 +75,8 @@ class Dataset:
     extra_tests: dict[str, Split] = field(default_factory=dict)
     # Audio datasets: int16 audio [N, S] -> raw features [N, T, F], the front end the features came from.
     audio_features: Callable[[np.ndarray], np.ndarray] | None = None
+    # Streaming detector settings that suit the data (`stream_detect.DetectorConfig` fields), over its defaults.
+    detector_defaults: dict = field(default_factory=dict)
 
     @property
     def num_features(self) -> int:

@@ -34,6 +34,8 @@ STREAM_SEED = 0
 STREAM_CLIPS = 60  # clips per stream: about 3 minutes of audio each
 GAP_SECONDS = (1.0, 3.0)  # background between two clips, uniform
 UNKNOWN_SHARE = 0.25  # unknown-word clips laid into a stream per keyword clip
+# A word lasts 0.3-0.9 s: smooth over 0.2 s, 3 hot steps (60 ms) make an event, 0.5 s suppression after it.
+DETECTOR_DEFAULTS = {"window": 10, "min_duration": 3, "holdoff": 25}
 
 
 STEP_SECONDS = HOP / SAMPLE_RATE
@@ -45,6 +47,12 @@ def keyword_classes(class_names: list[str]) -> set[int]:
     if SILENCE not in class_names:
         return set()
     return {i for i, name in enumerate(class_names) if name not in (SILENCE, UNKNOWN)}
+
+
+def background_classes(class_names: list[str]) -> tuple[int, ...]:
+    """What a stream hears between words: every class but the keywords (none without keywords)."""
+    keywords = keyword_classes(class_names)
+    return tuple(i for i in range(len(class_names)) if i not in keywords) if keywords else ()
 
 
 def audio_features(front_end: str):
@@ -146,4 +154,5 @@ def kws_dataset(clips: KwsClips, front_end: str, name: str) -> Dataset:
     to_float = audio_features(front_end)
     return Dataset(name, list(clips.class_names), split("train"), split("val"), split("test"), recordings=recordings,
                    input_codes=CODES_PER_UNIT if front_end == "q15" else None, extra_tests=extra,
+                   detector_defaults=DETECTOR_DEFAULTS,
                    audio_features=lambda sound: to_float(sound).astype(np.float32))

@@ -18,7 +18,6 @@ one hop's time at `clock_mhz`, one instruction per cycle.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from edgegru.data.dataset import Recording
 from edgegru.errors import EdgeGRUError
 from edgegru.golden import run_sequences
 from edgegru.quantize import QuantizedModel
-from edgegru.stream_detect import Detector, DetectorParams
+from edgegru.stream_detect import Detector, DetectorParams, as_record
 from firmware_sim.audio_frontend import HOP_SECONDS, FrontEnd, frames_after, whole_hops
 from firmware_sim.codegen.audio_harness import PART_WINDOWS
 from firmware_sim.device.sizes import sizes
@@ -132,7 +131,7 @@ def chain_report(model: QuantizedModel, target: Target, out_dir: Path, params: D
         found, framed, counts[part], stacks[part] = device_chain(exes[part], model, target, recordings)
         if report is None:
             report = {"recordings": len(recordings), "hops": len(framed), **compare_chain(expected, found),
-                      "detector": asdict(params)}
+                      "detector": as_record(params)}
             first = found
         elif not _same(compare_chain(first, found)):
             raise EdgeGRUError(f"the chain on {target.name} answered differently when built to count '{part}'")

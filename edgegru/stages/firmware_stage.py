@@ -16,7 +16,6 @@ import contextlib
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from edgegru.golden import initial_states, quantize_features, run_sequences
 from edgegru.quantize import QuantizedModel
 from edgegru.stages.firmware_chain import CHAIN_CLOCK_MHZ, audio_recordings, chain_report, python_chain
 from edgegru.stages.run_layout import RunLayout, artifact_digest, read_json, tree_digest
-from edgegru.stream_detect import Detector, DetectorConfig, DetectorParams, prepare_detector
+from edgegru.stream_detect import Detector, DetectorConfig, DetectorParams, as_record, dataset_detector, prepare_detector
 from edgegru.stream_loop import stream
 from edgegru.stream_metrics import Session, make_sessions
 from export.verify import compare_with_golden, golden_trace, stream_backend, verification_streams
@@ -73,7 +72,7 @@ def write_c_sources(layout: RunLayout, model: QuantizedModel, detector: Detector
         write_sources(model, fresh, DEFAULT_NAME, detector=detector)
         write_json_atomic(fresh / "manifest.json", {"artifact_sha256": artifact_digest(layout, model.scheme),
                                                     "name": DEFAULT_NAME,
-                                                    "detector": None if detector is None else asdict(detector)})
+                                                    "detector": None if detector is None else as_record(detector)})
         old = final.with_name(f".old-{fresh.name}")
         if final.exists():
             final.rename(old)
@@ -198,7 +197,7 @@ def detector_report(layout: RunLayout, model: QuantizedModel, target: Target, se
 
 
 def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: float = DEFAULT_CLOCK_MHZ,
-                 max_sequences: int | None = None, reuse: bool = False, detector: DetectorConfig | None = None,
+                 max_sequences: int | None = None, reuse: bool = False, detector: DetectorConfig | dict | None = None,
                  sample_hz: float = DEFAULT_SAMPLE_HZ, chain_clock_mhz: float = CHAIN_CLOCK_MHZ,
                  frontend: FrontEnd | None = None) -> list[dict]:
     """Generate the C model, run it on every target over the test split; one firmware.json per target.
@@ -206,12 +205,16 @@ def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: floa
     With `reuse`, sources already generated from the current artifact are kept, and a target whose
     firmware.json is for the same sources, clock and number of sequences is not run again.  Test
     recordings with audio also run the audio chain through `frontend` (default: the MFCC q15 front end)
-    with `detector` (default: `DetectorConfig()`), its duty cycle at `chain_clock_mhz`.
+    with `detector` (a whole DetectorConfig, or settings over the dataset's defaults:
+    `stream_detect.dataset_detector`), its duty cycle at `chain_clock_mhz`.  `detector` None: the
+    step program has no detector (the chain has the dataset's).
     """
     layout = RunLayout(Path(run_dir))
     resolved = [get_target(name) for name in targets]  # refuses an unknown target before any work
     model = load_artifact(layout.quant_dir(scheme))
-    params = None if detector is None else prepare_detector(detector, model.tensors["logits"].scale)
+    dataset = load_dataset(load_checkpoint(layout.root).dataset)
+    params = None if detector is None else prepare_detector(dataset_detector(dataset, detector),
+                                                            model.tensors["logits"].scale)
     try:
         written_sources(layout, scheme)
         fresh = not reuse or written_detector(layout, scheme) != params
@@ -220,14 +223,14 @@ def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: floa
     if fresh:
         write_c_sources(layout, model, params)
     sources = tree_digest(layout.c_sources_dir(scheme))
-    dataset = load_dataset(load_checkpoint(layout.root).dataset)
     streams = verification_streams(model, dataset.test, max_sequences)
     sessions = make_sessions(dataset.recordings.get("test", []))
     if params is not None and not sessions:
         raise EdgeGRUError(f"--detector needs whole recordings to stream; dataset '{dataset.name}' has none")
     expected = python_events(model, params, sessions) if params is not None else None
     audio = audio_recordings(dataset.recordings.get("test", []))
-    chain = _chain_inputs(model, audio, detector, frontend) if audio and scheme == "int8" else None
+    chain = (_chain_inputs(model, audio, dataset_detector(dataset, detector), frontend)
+             if audio and scheme == "int8" else None)
     trace = None
     reports = []
     for target in resolved:
@@ -239,7 +242,7 @@ def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: floa
             continue
         trace = trace or golden_trace(model, *streams[:2], "double")
         report = {"dataset": dataset.name, **run_target(layout, model, target, streams, trace, clock_mhz),
-                  "sources_sha256": sources, "detector": None if params is None else asdict(params)}
+                  "sources_sha256": sources, "detector": None if params is None else as_record(params)}
         if params is not None:
             report.update(detector_report(layout, model, target, sessions, expected, clock_mhz, sample_hz))
         if chain is not None:
@@ -252,9 +255,9 @@ def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: floa
     return reports
 
 
-def _chain_inputs(model: QuantizedModel, recordings: list, detector: DetectorConfig | None,
+def _chain_inputs(model: QuantizedModel, recordings: list, detector: DetectorConfig,
                   frontend: FrontEnd | None) -> tuple:
     """(detector params, front end, recordings, Python's chain): what `chain_report` takes after the target."""
     frontend = frontend or mfcc_q15_frontend()
-    params = prepare_detector(detector or DetectorConfig(), model.tensors["logits"].scale)
+    params = prepare_detector(detector, model.tensors["logits"].scale)
     return params, frontend, recordings, python_chain(model, params, frontend, recordings)

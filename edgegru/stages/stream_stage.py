@@ -10,7 +10,7 @@ and the float model for float) unless one is given, and the report states it bes
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +30,7 @@ from edgegru.golden import golden_step_function, initial_states, quantize_featur
 from edgegru.stages.firmware_stage import c_step_session
 from edgegru.stages.run_layout import RunLayout, artifact_digest, file_digest, read_json
 from edgegru.stages.verify_stage import backend_step
-from edgegru.stream_detect import Detector, DetectorConfig, Event, prepare_detector
+from edgegru.stream_detect import Detector, DetectorConfig, Event, as_record, dataset_detector, prepare_detector
 from edgegru.stream_engine import StatePolicy, parse_policy, rowwise, stream_lanes
 from edgegru.stream_keywords import TARGET_RECALL, TOLERANCE_SECONDS, false_alarms_at_recall, keyword_curve, keyword_scores
 from edgegru.stream_metrics import Session, event_scores, make_sessions
@@ -224,21 +224,23 @@ def choose_policy(scorer: Scorer, sessions: list[Session], window_steps: int, pa
     return parse_policy(best), tried
 
 
-def stream_inputs(layout: RunLayout, scheme: str, backend: str, source: str, detector: DetectorConfig, policy: str,
-                  max_recordings: int | None) -> dict:
+def stream_inputs(layout: RunLayout, scheme: str, backend: str, source: str, detector: DetectorConfig | dict | None,
+                  policy: str, max_recordings: int | None) -> dict:
     """What a stream report is made from: a report with the same inputs can be reused."""
     model = file_digest(layout.checkpoint) if backend == "float" else artifact_digest(layout, scheme)
     return {"model_sha256": model, "backend": backend, "source": source,
             "source_sha256": file_digest(source) if Path(source).is_file() else None,
-            "detector": asdict(detector), "policy": policy, "max_recordings": max_recordings}
+            "detector": as_record(detector) if isinstance(detector, DetectorConfig) else detector, "policy": policy,
+            "max_recordings": max_recordings}
 
 
 def stream_run(run_dir: Path, scheme: str, backend: str, source: str = TEST_RECORDINGS,
-               detector: DetectorConfig = DetectorConfig(), policy: str = "auto", max_recordings: int | None = None,
+               detector: DetectorConfig | dict | None = None, policy: str = "auto", max_recordings: int | None = None,
                on_event: Callable[[int, Event, str, float], None] | None = None, progress: bool = True,
                reuse: bool = False) -> dict:
     """Stream `source` through `backend` and write `stream/<scheme>-<backend>.json` (float: `float.json`)
-    and `stream/<same name>.png`; returns the report (with `reused` True when `reuse` found the same
+    and `stream/<same name>.png`; `detector`: a whole DetectorConfig, or settings over the dataset's
+    defaults (`stream_detect.dataset_detector`); returns the report (with `reused` True when `reuse` found the same
     inputs already streamed)."""
     layout = RunLayout(Path(run_dir))
     if backend not in STREAM_BACKENDS:
@@ -249,6 +251,7 @@ def stream_run(run_dir: Path, scheme: str, backend: str, source: str = TEST_RECO
     if reuse and earlier is not None and earlier.get("inputs") == inputs:
         return {**earlier, "reused": True}
     dataset = load_dataset(load_checkpoint(layout.root).dataset)
+    detector = dataset_detector(dataset, detector)
     scorer = float_scorer(layout) if backend == "float" else integer_scorer(layout, scheme, backend)
     params = prepare_detector(detector, scorer.logits_scale)
     if source == TEST_RECORDINGS:
@@ -276,7 +279,7 @@ def stream_run(run_dir: Path, scheme: str, backend: str, source: str = TEST_RECO
     result = measure(scorer, sessions, chosen, params, named, progress)
     report = {"inputs": inputs, "dataset": dataset.name, "backend": backend, "scheme": None if backend == "float" else scheme,
               "source": source, **result["figures"], "state_policy_spec": chosen.spec,
-              "state_policy_selection": selection, "detector": asdict(detector), "detector_params": asdict(params),
+              "state_policy_selection": selection, "detector": as_record(detector), "detector_params": as_record(params),
               "windowed_accuracy": windowed_accuracy(layout, scheme, backend),
               "events": [e.as_list(s.subject) for s, found in zip(sessions, result["events"]) for e in found],
               "event_rule": "an event matches a true segment of its class when their steps overlap"}

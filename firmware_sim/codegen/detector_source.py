@@ -74,7 +74,7 @@ def detector_c(name: str, params: DetectorParams, activation: str, classes: int)
     check_detector(params)
     act, classes = C_TYPES[activation], int(classes)
     return {f"{name}_detector.h": _header(name, params, act, classes),
-            f"{name}_detector.c": _source(name, act, classes)}
+            f"{name}_detector.c": _source(name, act, classes, params.background)}
 
 
 def _header(name: str, params: DetectorParams, act: str, classes: int) -> str:
@@ -90,8 +90,8 @@ def _header(name: str, params: DetectorParams, act: str, classes: int) -> str:
  * hot when m >= {upper}_DETECTOR_THRESHOLD and no hold-off blocks it.  Consecutive hot steps of one class
  * form a run; a run of at least {upper}_DETECTOR_MIN_DURATION steps is an event, reported at the step
  * after its end (or by {name}_detector_finish).  Within one step an open run is closed first (the
- * step is not hot, or its top class changed), then a run may start.  After an event no run starts for
- * {upper}_DETECTOR_HOLDOFF steps past its end.
+ * step is not hot, or its top class changed), then a run may start, unless the top class is a
+ * background class.  After an event no run starts for {upper}_DETECTOR_HOLDOFF steps past its end.
  *
  * Ranges: |logit| <= 2^15 and window <= 1024, so |S[c]| <= 2^25 and 0 <= margin of a run <= 2^26: int32.
  * Steps are counted in uint32 and wrap at 2^32: an event's start, end and detected are its step numbers
@@ -149,8 +149,11 @@ int {name}_detector_finish({name}_detector_t *det, {name}_event_t *event);
 """
 
 
-def _source(name: str, act: str, classes: int) -> str:
+def _source(name: str, act: str, classes: int, background: tuple[int, ...]) -> str:
     upper = name.upper()
+    if any(not 0 <= c < classes for c in background):
+        raise EdgeGRUError(f"detector background classes {list(background)} must lie in [0, {classes})")
+    flags = ", ".join("1" if c in background else "0" for c in range(classes))
     if classes > 1:
         top_search = f"""    best = det->sums[0];
     second = INT32_MIN;
@@ -178,6 +181,9 @@ def _source(name: str, act: str, classes: int) -> str:
 #ifndef {upper}_DETECTOR_FIRST_STEP /* tests only: the step number of the first push (wrap tests) */
 #define {upper}_DETECTOR_FIRST_STEP 0u
 #endif
+
+/* Classes that never start a run (keyword spotting: what is heard between the words). */
+static const uint8_t {name}_detector_background[{upper}_DETECTOR_CLASSES] = {{{flags}}};
 
 /* The header's sizes are the C types' (a negative array size fails the build otherwise). */
 typedef char {name}_detector_bytes_check[sizeof({name}_detector_t) == {upper}_DETECTOR_STATE_BYTES ? 1 : -1];
@@ -223,7 +229,7 @@ int {name}_detector_push({name}_detector_t *det, const {act} *logits, {name}_eve
         ended = {name}_detector_close(det, event);
         hot = hot && det->blocked == 0u; /* an event's hold-off may block this very step */
     }}
-    if (det->run_cls < 0 && hot) {{
+    if (det->run_cls < 0 && hot && !{name}_detector_background[top]) {{
         det->run_cls = top;
         det->run_start = det->t;
         det->run_length = 0u;
