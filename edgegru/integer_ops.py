@@ -787,7 +787,10 @@ def _prepared_binary(kind: str, activation: str, params, rounding: str) -> Calla
 
         def run(a, b):
             a, b = checked_pair(a, b)
-            return table.take((a.view(unsigned).astype(np.intp) << 8) | b.view(unsigned))
+            index = a.view(unsigned).astype(np.uint16)  # (bits(a) << 8) | bits(b), built in place: 16 bits
+            index <<= 8
+            index |= b.view(unsigned)
+            return table.take(index)
         return run
 
     unsigned = _UNSIGNED[dtype]
