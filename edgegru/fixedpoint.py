@@ -18,6 +18,8 @@ The `*_requantizer` functions prepare one requantization (its multiplier, shift,
 offset) once and return a function of x that computes exactly the same integers as the primitives,
 with the rounding steps fused into a few numpy operations: what the golden model runs per op and step,
 where numpy's per-call overhead on small arrays, not arithmetic, is the cost.
+`floor_requantization` writes one as a single floor of an exact float64 affine function, which a
+FULLY_CONNECTED folds into its weights and bias.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ float32, as a .tflite file stores them, and widened to double, as the runtimes d
 
 `prepare_kernel` turns one op (its params, weights, rounding) into a run function computing exactly
 what the op's run function computes, with every constant computed once: lookup tables over all
-inputs where the input space is small, fused requantizations (`fixedpoint.*_requantizer`) elsewhere.
+inputs where the input space is small, fused requantizations (`fixedpoint.*_requantizer`) elsewhere,
+a FULLY_CONNECTED's folded into its float64 matmul where exact (`fixedpoint.floor_requantization`).
 The golden model streams with these (`golden.integer_kernels`).
 
 Activations: int8 (zero point in [-128, 127]) or int16 (zero point 0).  Weights: int8 symmetric per
@@ -721,8 +722,12 @@ def prepare_fully_connected_group(activation: str, members: list[tuple], roundin
         multiplier, shift = concatenated(field), concatenated("output_shift")
         if exact_in_float:
             form = floor_requantization(multiplier, shift, kind, max(bound, partial), output_offset)
-    if form is not None:
-        requantize = form.finish
+    if form is not None:  # floored float64 to integers, int32 when they fit (an int32 clip costs less)
+        reach = max(bound, partial) * np.abs(form.scale) + np.abs(form.addend) + 2 * form.half_step
+        integers = np.int32 if reach.max() < 2**31 else np.int64
+
+        def requantize(accumulator):
+            return form.finish(accumulator).astype(integers)
     elif rounding == "float":
         requantize = double_scale_requantizer(concatenated("output_scale").astype(np.float64), output_offset)
     elif rounding == "fp32":
