@@ -18,12 +18,15 @@ The `*_requantizer` functions prepare one requantization (its multiplier, shift,
 offset) once and return a function of x that computes exactly the same integers as the primitives,
 with the rounding steps fused into a few numpy operations: what the golden model runs per op and step,
 where numpy's per-call overhead on small arrays, not arithmetic, is the cost.
+`floor_requantization` writes one as a single floor of an exact float64 affine function, which a
+FULLY_CONNECTED folds into its weights and bias.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -320,3 +323,75 @@ def double_scale_requantizer(scale, offset=0) -> Requantizer:
             rounded += offset
         return rounded
     return run
+
+
+# --- a requantization as one floor of an exact float64 affine function ------------------------------
+
+
+@dataclass(frozen=True)
+class FloorForm:
+    """A fixed-point requantization (plus offset) as one floor, per channel: for every integer |x| <= the
+    bound it was made for, the requantized value is floor(y + copysign(half_step, y - threshold)) with
+    y = x·scale + addend (floor(y) where half_step is 0).  Every constant is a dyadic number n / 2^k
+    with |n| < 2^53, and so are y and any sum of terms x_i·(w_i·scale) making it up: float64 computes
+    them exactly, in any order (the sign of y - threshold is exact in any case, and +0 when equal).
+    A FULLY_CONNECTED folds `scale` into its weights and `addend` into its bias, then `finish`es its
+    matmul's output.  (copysign, not a boolean mask: numpy casts a mask to float slowly.)"""
+
+    scale: np.ndarray  # float64 [C], as are the others
+    addend: np.ndarray
+    threshold: np.ndarray
+    half_step: np.ndarray
+
+    def finish(self, y: np.ndarray) -> np.ndarray:
+        """The requantized values (float64) from y = x·scale + addend computed exactly; in place."""
+        if self.half_step.any():
+            step = y - self.threshold
+            y += np.copysign(self.half_step, step, out=step)
+        return np.floor(y, out=y)
+
+
+def floor_requantization(multiplier, shift, rounding: str, bound: int, offset=0) -> FloorForm | None:
+    """x -> `requantizer(multiplier, shift, rounding, bound, offset)(x)` (or, rounding `q15`,
+    `q15_requantizer(multiplier, shift, bound, offset)(x)`) as a `FloorForm`, for integers |x| <= bound;
+    None where the runtime's int32 wrap could act or a numerator could reach 2^53.
+
+    Nested floors of divisions by positive integers are one floor: floor((floor(a / n) + c) / m) =
+    floor((a + c·n) / (n·m)).  `double` with right = max(-shift, 0) > 0: s = floor((x·M + 2^30) / 2^31),
+    then (s + 2^(right-1) - [s < 0]) / 2^right rounded down, is floor(N / 2^k), k = 31 + right, N = x·M +
+    2^30 + 2^(30+right) - [s < 0]·2^31 + offset·2^k; s < 0 exactly when x·M + 2^30 < 0.  With y = (x·M +
+    2^(30+right) + offset·2^k) / 2^k, half_step = 2^30 / 2^k and threshold = (2^(30+right) - 2^30 +
+    offset·2^k) / 2^k, that is floor(y ± half_step).  `double` with right = 0: floor((x·(M << left) +
+    2^30) / 2^31) + offset.  `single` (and `q15`): floor((x·M + 2^(t-1)) / 2^t) + offset, t = 31 - shift
+    (15 - shift)."""
+    if rounding not in (*ROUNDINGS, "q15"):
+        raise ValueError(f"rounding must be one of {(*ROUNDINGS, 'q15')}, got {rounding!r}")
+    multiplier, shift, offset = (_python_ints(a) for a in _constants(multiplier, shift, offset))
+    bound = int(bound)
+    numerators = []  # per channel: factor, addend, threshold, half step, all over 2^exponent; exponent
+    for m, s, o in zip(multiplier, shift, offset):
+        if rounding == "double":
+            left, right = max(s, 0), max(-s, 0)
+            if (bound << left) > INT32_MAX or right > 31 or not INT32_MIN < m <= INT32_MAX:
+                return None  # x << left could wrap, or SRDHM saturate
+            exponent = 31 + right
+            if right == 0:
+                factor, addend, threshold, half_step = m << left, (1 << 30) + (o << 31), 0, 0
+            else:
+                factor, addend, half_step = m, (1 << (30 + right)) + (o << exponent), 1 << 30
+                threshold = addend - (1 << 30)
+        else:
+            exponent = (31 if rounding == "single" else 15) - s
+            if not 1 <= exponent <= 62:
+                return None
+            half = 1 << (exponent - 1)
+            if (bound * abs(m) + half) >> exponent > INT32_MAX or (half - bound * abs(m)) >> exponent < INT32_MIN:
+                return None  # the runtime's int32 wrap could act
+            factor, addend, threshold, half_step = m, half + (o << exponent), 0, 0
+        if bound * abs(factor) + abs(addend) + 2 * half_step >= 2**53:
+            return None
+        numerators.append((factor, addend, threshold, half_step, exponent))
+
+    def dyadic(index):  # exact: numerators below 2^53, powers of two well inside float64's range
+        return np.array([math.ldexp(n[index], -n[4]) for n in numerators], dtype=np.float64)
+    return FloorForm(dyadic(0), dyadic(1), dyadic(2), dyadic(3))

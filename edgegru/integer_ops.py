@@ -7,7 +7,8 @@ float32, as a .tflite file stores them, and widened to double, as the runtimes d
 
 `prepare_kernel` turns one op (its params, weights, rounding) into a run function computing exactly
 what the op's run function computes, with every constant computed once: lookup tables over all
-inputs where the input space is small, fused requantizations (`fixedpoint.*_requantizer`) elsewhere.
+inputs where the input space is small, fused requantizations (`fixedpoint.*_requantizer`) elsewhere,
+a FULLY_CONNECTED's folded into its float64 matmul where exact (`fixedpoint.floor_requantization`).
 The golden model streams with these (`golden.integer_kernels`).
 
 Activations: int8 (zero point in [-128, 127]) or int16 (zero point 0).  Weights: int8 symmetric per
@@ -26,9 +27,9 @@ from typing import Callable
 import numpy as np
 
 from edgegru.errors import EdgeGRUError
-from edgegru.fixedpoint import (double_scale_requantizer, float32_scale_requantizer, multiply_by_double_scale,
-                                multiply_by_float32_scale, multiply_by_q15_multiplier, multiply_by_quantized_multiplier,
-                                multiply_rndnu, q15_multiplier, q15_requantizer, quantize_multiplier, requantizer,
+from edgegru.fixedpoint import (double_scale_requantizer, float32_scale_requantizer, floor_requantization,
+                                multiply_by_double_scale, multiply_by_float32_scale, multiply_by_q15_multiplier,
+                                multiply_by_quantized_multiplier, multiply_rndnu, q15_multiplier, q15_requantizer, quantize_multiplier, requantizer,
                                 saturate)
 from edgegru.tensor_quant import Scheme
 
@@ -676,7 +677,9 @@ def prepare_fully_connected_group(activation: str, members: list[tuple], roundin
     Σ (x - zp) w + b = x·w + (b - zp Σ w): the input offset is folded into the bias.  The product is one
     float64 matmul (BLAS) when every partial sum is an integer below 2^53 (then exact in any order),
     else an int64 matmul (identical to `_fully_connected`'s, wraparound included: int64 arithmetic is
-    modular).  The requantization is the per-channel `fixedpoint.*_requantizer` of the rounding."""
+    modular).  A fixed-point requantization (`double`, `single`) is folded into the float64 matmul
+    where `fixedpoint.floor_requantization` proves it exact: weights and bias scaled per channel, the
+    matmul's output floored; any other is the per-channel `fixedpoint.*_requantizer` of the rounding."""
     input_dtype, bias_dtype = _INPUT_DTYPE[activation], _BIAS_DTYPE[activation]
     name = "fully_connected_int8" if activation == "int8" else "fully_connected_int16x8"
     if rounding not in ("double", "single", "float", "fp32"):
@@ -702,7 +705,8 @@ def prepare_fully_connected_group(activation: str, members: list[tuple], roundin
 
     weight_sums = [int(v) for v in np.abs(weights64).sum(axis=1)]
     folded = [int(b) + int(o) * int(s) for b, o, s in zip(bias64, input_offsets, weights64.sum(axis=1))]
-    exact_in_float = all(_reach(input_dtype, 0) * w + abs(f) < 2**53 for w, f in zip(weight_sums, folded))
+    partial = max(_reach(input_dtype, 0) * w + abs(f) for w, f in zip(weight_sums, folded))  # |x·w + folded| and parts
+    exact_in_float = partial < 2**53
     bound = max(_reach(input_dtype, int(o)) * w + abs(int(b)) for w, b, o in zip(weight_sums, bias64, input_offsets))
 
     def concatenated(field):
@@ -711,40 +715,54 @@ def prepare_fully_connected_group(activation: str, members: list[tuple], roundin
 
     output_offset = np.concatenate([np.full(len(w), int(p.output_offset), dtype=np.int64)
                                     for p, w in zip(params_list, all_weights)])
-    if rounding == "float":
+    form = None
+    if rounding in ("double", "single"):  # fixed point: folded into the matmul where exact
+        kind, field = (("q15", "output_multiplier_q15") if rounding == "double" and activation == "int16"
+                       else (rounding, "output_multiplier"))
+        multiplier, shift = concatenated(field), concatenated("output_shift")
+        if exact_in_float:
+            form = floor_requantization(multiplier, shift, kind, max(bound, partial), output_offset)
+    if form is not None:  # floored float64 to integers, int32 when they fit (an int32 clip costs less)
+        reach = max(bound, partial) * np.abs(form.scale) + np.abs(form.addend) + 2 * form.half_step
+        integers = np.int32 if reach.max() < 2**31 else np.int64
+
+        def requantize(accumulator):
+            return form.finish(accumulator).astype(integers)
+    elif rounding == "float":
         requantize = double_scale_requantizer(concatenated("output_scale").astype(np.float64), output_offset)
     elif rounding == "fp32":
         requantize = float32_scale_requantizer(concatenated("output_scale_f32"), output_offset)
-    elif rounding == "double" and activation == "int16":
-        requantize = q15_requantizer(concatenated("output_multiplier_q15"), concatenated("output_shift"), bound,
-                                     output_offset)
+    elif kind == "q15":
+        requantize = q15_requantizer(multiplier, shift, bound, output_offset)
     else:
-        requantize = requantizer(concatenated("output_multiplier"), concatenated("output_shift"), rounding, bound,
-                                 output_offset)
-    float_source = rounding in ("float", "fp32")
+        requantize = requantizer(multiplier, shift, rounding, bound, output_offset)
+    takes_float = form is not None or rounding in ("float", "fp32")  # the requantization reads float64
     low, high = int(np.iinfo(input_dtype).min), int(np.iinfo(input_dtype).max)
 
-    if exact_in_float:
+    if form is not None:  # the requantization folded into the matmul: weights and bias scaled, exactly
+        weights_t = np.ascontiguousarray(weights64.T * form.scale)
+        folded_bias = np.array(folded, dtype=np.float64) * form.scale + form.addend
+    elif exact_in_float:
         weights_t = np.ascontiguousarray(weights64.T, dtype=np.float64)
         folded_bias = np.array(folded, dtype=np.float64)
     else:  # int64 arithmetic wraps modulo 2^64 like `_fully_connected`'s: fold modulo 2^64 too
         weights_t64 = np.ascontiguousarray(weights64.T)
         folded_bias64 = np.array([(f + 2**63) % 2**64 - 2**63 for f in folded], dtype=np.int64)
 
-    def accumulate(x):
+    def requantized(x):
         if exact_in_float:
             accumulator = x.astype(np.float64) @ weights_t
             accumulator += folded_bias
-            return accumulator if float_source else accumulator.astype(np.int64)
+            return requantize(accumulator if takes_float else accumulator.astype(np.int64))
         accumulator = x.astype(np.int64) @ weights_t64
         accumulator += folded_bias64
-        return accumulator.astype(np.float64) if float_source else accumulator
+        return requantize(accumulator.astype(np.float64) if takes_float else accumulator)
 
     def run(x):
         x = _checked(x, input_dtype, f"{name} input")
         if x.ndim != 2 or x.shape[1] != width:
             raise EdgeGRUError(f"{name}: input must be [B, {width}], got {list(x.shape)}")
-        out = _clip(requantize(accumulate(x)), low, high)
+        out = _clip(requantized(x), low, high)
         if len(parts) == 1:
             return [out.astype(input_dtype)]
         return [out[part].astype(input_dtype, order="C") for part in parts]
@@ -774,7 +792,10 @@ def _prepared_binary(kind: str, activation: str, params, rounding: str) -> Calla
 
         def run(a, b):
             a, b = checked_pair(a, b)
-            return table.take((a.view(unsigned).astype(np.intp) << 8) | b.view(unsigned))
+            index = a.view(unsigned).astype(np.uint16)  # (bits(a) << 8) | bits(b), built in place: 16 bits
+            index <<= 8
+            index |= b.view(unsigned)
+            return table.take(index)
         return run
 
     unsigned = _UNSIGNED[dtype]

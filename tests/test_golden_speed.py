@@ -15,6 +15,7 @@ from edgegru.fixedpoint import (
     INT32_MIN,
     double_scale_requantizer,
     float32_scale_requantizer,
+    floor_requantization,
     multiply_by_double_scale,
     multiply_by_float32_scale,
     multiply_by_q15_multiplier,
@@ -251,6 +252,30 @@ def test_q15_requantizer_equals_the_primitive(x, m, shift, offset):
     expected = int(multiply_by_q15_multiplier(x, m, shift)) + offset
     for bound in (abs(x), 2**47):
         assert int(q15_requantizer(m, shift, bound, offset)(np.array([x]))[0]) == expected
+
+
+@CASES
+@given(st.lists(st.tuples(multipliers, st.integers(-24, 4)), min_size=1, max_size=6),
+       st.one_of(st.integers(0, 2**12), st.integers(0, 2**22)), st.integers(-200, 200),
+       st.sampled_from(["double", "single", "q15"]), st.data())
+def test_floor_requantization_equals_the_primitive(channels, bound, offset, rounding, data):
+    m = np.array([c[0] for c in channels], dtype=np.int64)
+    shift = np.array([c[1] for c in channels], dtype=np.int64)
+    if rounding == "q15":
+        m >>= 16
+    x = np.array(data.draw(st.lists(st.integers(-bound, bound), min_size=len(m) * 3, max_size=len(m) * 3)),
+                 dtype=np.int64).reshape(3, len(m))
+    x[0] = np.clip([bound, -bound, 0, 1, -1, bound][:len(m)], -bound, bound)
+    if rounding == "q15":
+        expected = multiply_by_q15_multiplier(x, m, shift) + offset
+    else:
+        expected = multiply_by_quantized_multiplier(x, m, shift, rounding) + offset
+    form = floor_requantization(m, shift, rounding, bound, offset)
+    if form is None:  # refused only where the int32 wrap could act, or a numerator reach 2^53
+        assert rounding != "double" or bound > 2**20 or shift.max() > 0 or shift.min() < -12
+        return
+    got = form.finish(x.astype(np.float64) * form.scale + form.addend)
+    assert np.array_equal(got, expected)
 
 
 @CASES
