@@ -3,14 +3,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-# Debian packages for the firmware targets: cross compiler, its C library, the emulator, clang; the
-# headless Chromium the report's browser test drives through Playwright; and the speech synthesizers
-# (espeak-ng, flite) and one real speaker's digits (asterisk-core-sounds-en-wav) that synth-kws is made of.
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang chromium-headless-shell \
-  espeak-ng flite asterisk-core-sounds-en-wav
-ALLISON_DIGIT := /usr/share/asterisk/sounds/en_US_f_Allison/digits/0.wav
+# Debian packages, in three groups installed one apt call each, so that a Debian lacking one group's
+# package still gets the others: the firmware targets (cross compiler, its C library, the emulator,
+# clang); the headless Chromium the report's browser test drives through Playwright; the speech
+# synthesizers (espeak-ng, flite) and one real speaker's digits (asterisk-core-sounds-en-wav) that
+# synth-kws is made of.  Each group is skipped when what it provides is present.
+FIRMWARE_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang
+BROWSER_PACKAGES := chromium-headless-shell
+SPEECH_PACKAGES := espeak-ng flite asterisk-core-sounds-en-wav
+FIRMWARE_PRESENT := command -v arm-none-eabi-gcc && command -v qemu-system-arm && command -v clang \
+  && [ -d /usr/lib/arm-none-eabi/newlib ]
+BROWSER_PRESENT := command -v chromium-headless-shell
+SPEECH_PRESENT := command -v espeak-ng && command -v flite \
+  && [ -f /usr/share/asterisk/sounds/en_US_f_Allison/digits/0.wav ]
+APT_INSTALL = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo $(SUDO_FLAGS) ); \
+  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends
 
-.PHONY: demo test bench toolchain toolchain-if-possible litert-arm64 cmsis-dsp cmsis-dsp-if-possible clean
+.PHONY: demo test bench toolchain toolchain-firmware toolchain-browser toolchain-speech toolchain-if-possible litert-arm64 cmsis-dsp cmsis-dsp-if-possible clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,17 +28,20 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[test]"
 	touch $(STAMP)
 
-# The Cortex-M toolchain and emulator from Debian's packages (needs root or sudo, and apt).
-toolchain:
-	@if command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
-	    && command -v clang >/dev/null && [ -d /usr/lib/arm-none-eabi/newlib ] \
-	    && command -v chromium-headless-shell >/dev/null \
-	    && command -v espeak-ng >/dev/null && command -v flite >/dev/null && [ -f $(ALLISON_DIGIT) ]; then \
-	  echo "toolchain: arm-none-eabi-gcc, qemu-system-arm, clang, chromium-headless-shell, espeak-ng, flite and the Allison digits present"; \
-	else \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo $(SUDO_FLAGS) ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
-	fi
+# The Debian packages (needs root or sudo, and apt).
+toolchain: toolchain-firmware toolchain-browser toolchain-speech
+
+toolchain-firmware:
+	@if ($(FIRMWARE_PRESENT)) >/dev/null; then echo "toolchain: the Cortex-M cross compiler, QEMU and clang present"; \
+	else $(APT_INSTALL) $(FIRMWARE_PACKAGES); fi
+
+toolchain-browser:
+	@if ($(BROWSER_PRESENT)) >/dev/null; then echo "toolchain: chromium-headless-shell present"; \
+	else $(APT_INSTALL) $(BROWSER_PACKAGES); fi
+
+toolchain-speech:
+	@if ($(SPEECH_PRESENT)) >/dev/null; then echo "toolchain: espeak-ng, flite and the Allison digits present"; \
+	else $(APT_INSTALL) $(SPEECH_PACKAGES); fi
 
 # LiteRT's Arm build for the litert-arm64 backend, run by QEMU user mode: an arm64 Debian Python extracted
 # into .arm64/ (no chroot: QEMU reads its files through -L), numpy and ai-edge-litert's aarch64 wheels
@@ -78,10 +90,14 @@ cmsis-dsp-if-possible:
 	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) cmsis-dsp \
 	  || echo "cmsis-dsp: could not download cmsisdsp==$(CMSIS_DSP_VERSION)'s sources; the demo skips the firmware front end"
 
-# The demo tries the same, but a machine without root or apt still runs every other stage.
+# The demo tries the same, group by group, but a machine without root or apt still runs every other stage.
 toolchain-if-possible:
-	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) toolchain SUDO_FLAGS=-n \
-	  || echo "toolchain: could not install $(APT_PACKAGES) (no root or no apt); the demo skips the Cortex-M backends"
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) toolchain-firmware SUDO_FLAGS=-n \
+	  || echo "toolchain: could not install $(FIRMWARE_PACKAGES) (no root or no apt); the demo skips the Cortex-M backends"
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) toolchain-browser SUDO_FLAGS=-n \
+	  || echo "toolchain: could not install $(BROWSER_PACKAGES); only the report's browser test needs it"
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) toolchain-speech SUDO_FLAGS=-n \
+	  || echo "toolchain: could not install $(SPEECH_PACKAGES); only the synth-kws datasets need them"
 
 demo: $(STAMP) toolchain-if-possible cmsis-dsp-if-possible
 	$(PY) -m edgegru demo
