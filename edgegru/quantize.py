@@ -102,12 +102,15 @@ def choose_tensor_quants(ops: list[Op], observations: dict[str, Observation], sc
 
 
 def code_input_quant(normalization: Normalization, scheme: Scheme) -> TensorQuant:
-    """The input of a model fed integer codes (`Normalization.codes`): scale 1/std, zero point 0, so that
-    quantizing the normalized code c/std gives c back exactly (std is a power of two)."""
+    """The input of a model fed int8 codes (`Normalization.codes`): zero point 0 and scale 1/std, so that
+    quantizing the normalized code c/std gives c back exactly (std is a power of two); an int16 input
+    holds c * 256 at scale 1/(256 std), exact too, and keeps every input-times-weight scale small
+    beside its output's, as TFLite's int16 FULLY_CONNECTED requires of per-channel weights."""
     std = float(normalization.std[0])
     if not (normalization.std == std).all() or std <= 0 or math.frexp(std)[0] != 0.5 or normalization.mean.any():
         raise EdgeGRUError("integer-code features need a zero mean and one power-of-two std for every feature")
-    return TensorQuant(1.0 / std, 0, scheme.activation)
+    widening = 256 if scheme.activation == "int16" else 1
+    return TensorQuant(1.0 / (std * widening), 0, scheme.activation)
 
 
 def _nearest_agreeing_float32(value: float, agrees, what: str) -> float:
