@@ -311,8 +311,12 @@ def print_stream_report(report: dict) -> None:
         at_recall = next(v for key, v in report.items() if key.startswith("false_alarms_per_hour_at_"))
         print(f"  keywords: {k['detections']} of {k['keywords']} found (recall {fmt(k['recall'])}), {k['misses']} missed, "
               f"{k['false_alarms']} false alarms in {k['hours'] * 60:.1f} min = {fmt(k['false_alarms_per_hour'], '{:.1f}')}"
-              f" per hour at threshold {report['detector']['threshold']:g}; at 90% recall "
-              f"{fmt(at_recall, '{:.1f}')} per hour (curve over thresholds: the -det.png plot)")
+              f" per hour at threshold {report['detector']['threshold']:g}")
+        best = report["highest_recall"]
+        reached = (f"{at_recall:.1f} false alarms per hour at 90% recall" if at_recall is not None else
+                   f"90% recall not reached: the highest, {best['recall']:.4f}, at threshold {best['threshold']:g} with "
+                   f"{best['false_alarms_per_hour']:.1f} false alarms per hour")
+        print(f"  {reached} (every threshold: the -det.png plot, `keyword_curve` in the JSON)")
         print(f"  {report['keyword_rule']}")
     tried = report["state_policy_selection"].get("tried")
     if tried:

@@ -309,7 +309,7 @@ def keyword_report(result: dict, sessions: list[Session], scorer: Scorer, detect
         point["threshold"] = real
     return {"recall": at["recall"], "false_alarms_per_hour": at["false_alarms_per_hour"], "keyword_scores": at,
             f"false_alarms_per_hour_at_{round(TARGET_RECALL * 100)}_recall": false_alarms_at_recall(curve),
-            "keyword_curve": curve,
+            "keyword_curve": curve, "highest_recall": max(curve, key=lambda p: (p["recall"] or 0, -p["false_alarms_per_hour"])),
             "keyword_rule": f"a word is found by an event of its class detected from its first frame to "
                             f"{TOLERANCE_SECONDS} s after its clip; any other keyword event is a false alarm"}
 
@@ -330,6 +330,7 @@ def plot_keyword_curve(path: Path, report: dict, title: str) -> None:
     axis.axhline(100 * (1 - TARGET_RECALL), color="gray", linewidth=0.8, linestyle="--",
                  label=f"{round(TARGET_RECALL * 100)}% recall")
     axis.set_xscale("symlog", linthresh=1)
+    axis.set_xlim(left=0)
     axis.set_xlabel("false alarms per hour")
     axis.set_ylabel("false rejects (%)")
     axis.set_title(f"{title}: thresholds {CURVE_THRESHOLDS[0]:g}-{CURVE_THRESHOLDS[-1]:g}")
