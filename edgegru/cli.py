@@ -224,6 +224,9 @@ def chain_summary(chain: dict) -> str:
             f"{chain['frontend_mismatches']:,} of {chain['frontend_elements']:,} codes differ, "
             f"{chain['mismatches']:,} logit/state mismatches, {chain['event_mismatches']} event mismatches "
             f"({chain['events']} events, Python {chain['python_events']})")
+    if "frontend_clip_mismatches" in chain:
+        line += (f"; front end alone on the {chain['frontend_clips']:,} test clips: {chain['frontend_clip_mismatches']} "
+                 f"of {chain['frontend_clip_codes']:,} codes differ")
     if "instructions_per_hop" in chain:
         parts = chain["instructions_per_hop"]
         line += (f"; instructions per hop: front end {parts['frontend']:,}, GRU {parts['gru']:,}, detector "
@@ -239,6 +242,7 @@ def command_firmware(args: argparse.Namespace) -> None:
                            detector=detector, sample_hz=args.sample_hz, chain_clock_mhz=args.chain_clock_mhz)
     print_firmware_table(reports)
     failed = [r["target"] for r in reports if r["mismatches"] or r.get("detector_events_match") is False
+              or r.get("chain", {}).get("frontend_clip_mismatches")
               or any(r.get("chain", {}).get(key) for key in ("frontend_mismatches", "mismatches", "event_mismatches"))]
     if failed:
         raise EdgeGRUError(f"the generated C does not match the golden model on: {', '.join(failed)}")

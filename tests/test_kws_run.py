@@ -79,6 +79,7 @@ def test_the_whole_chain_on_the_host_and_cortex_m4_equals_python(kws, kws_run):
         assert chain["frontend_mismatches"] == 0 and chain["mismatches"] == 0 and chain["event_mismatches"] == 0
         assert chain["frames"] == sum(len(r.audio) // HOP - 1 for r in kws.recordings["test"])
         assert chain["python_events"] == chain["events"]
+        assert chain["frontend_clips"] == len(kws.test) and chain["frontend_clip_mismatches"] == 0
     m4 = reports[1]["chain"]
     parts = m4["instructions_per_hop"]
     assert parts["frontend"] > parts["gru"] > parts["detector"] > 0 and parts["total"] > parts["frontend"]

@@ -75,6 +75,8 @@ class Dataset:
     extra_tests: dict[str, Split] = field(default_factory=dict)
     # Audio datasets: int16 audio [N, S] -> raw features [N, T, F], the front end the features came from.
     audio_features: Callable[[np.ndarray], np.ndarray] | None = None
+    # Audio datasets: the test split's clips (int16 [N, S]) its features were computed from.
+    test_audio: np.ndarray | None = None
     # Streaming detector settings that suit the data (`stream_detect.DetectorConfig` fields), over its defaults.
     detector_defaults: dict = field(default_factory=dict)
 

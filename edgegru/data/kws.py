@@ -154,5 +154,5 @@ def kws_dataset(clips: KwsClips, front_end: str, name: str) -> Dataset:
     to_float = audio_features(front_end)
     return Dataset(name, list(clips.class_names), split("train"), split("val"), split("test"), recordings=recordings,
                    input_codes=CODES_PER_UNIT if front_end == "q15" else None, extra_tests=extra,
-                   detector_defaults=DETECTOR_DEFAULTS,
+                   detector_defaults=DETECTOR_DEFAULTS, test_audio=clips.splits["test"].audio,
                    audio_features=lambda sound: to_float(sound).astype(np.float32))

@@ -31,8 +31,10 @@ from firmware_sim.audio_frontend import HOP_SECONDS, FrontEnd, frames_after, who
 from firmware_sim.codegen.audio_harness import PART_WINDOWS
 from firmware_sim.device.sizes import sizes
 from firmware_sim.device.targets import Target
+from firmware_sim.frontend.mfcc_firmware import run_frontend
 from firmware_sim.step_session import StepSession, build_chain
 
+CLIP_BATCH = 60  # clips per run of the front end's test program
 CHAIN_CLOCK_MHZ = 64.0  # the share of a 64 MHz Cortex-M4 the chain takes
 CYCLE_MODEL = "1 instruction = 1 cycle (zero wait states)"
 
@@ -96,6 +98,17 @@ def device_chain(exe: Path, model: QuantizedModel, target: Target, recordings: l
                           "events": [o.event for o in frames if o.event is not None] + ([last] if last else [])})
         result = session.close()
     return found, framed, list(result.instruction_counts), result.stack_peak_bytes
+
+
+def frontend_clips(target: Target, audio: np.ndarray, codes: np.ndarray, batch: int = CLIP_BATCH) -> dict:
+    """The MFCC q15 front end alone on `target` over every clip of `audio` (int16 [N, S]) against the
+    Python reference's `codes` [N, T, CODES] (the test split's features)."""
+    differing = 0
+    for first in range(0, len(audio), batch):
+        _, device, _ = run_frontend(target.name, audio[first: first + batch])
+        differing += int((device != codes[first: first + batch]).sum())
+    return {"frontend_clips": len(audio), "frontend_clip_codes": int(codes.size),
+            "frontend_clip_mismatches": differing}
 
 
 def compare_chain(expected: list[dict], found: list[dict]) -> dict:

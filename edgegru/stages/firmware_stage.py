@@ -27,7 +27,7 @@ from edgegru.data import load_dataset
 from edgegru.errors import EdgeGRUError
 from edgegru.golden import initial_states, quantize_features, run_sequences
 from edgegru.quantize import QuantizedModel
-from edgegru.stages.firmware_chain import CHAIN_CLOCK_MHZ, audio_recordings, chain_report, python_chain
+from edgegru.stages.firmware_chain import CHAIN_CLOCK_MHZ, audio_recordings, chain_report, frontend_clips, python_chain
 from edgegru.stages.run_layout import RunLayout, artifact_digest, read_json, tree_digest
 from edgegru.stream_detect import Detector, DetectorConfig, DetectorParams, as_record, dataset_detector, prepare_detector
 from edgegru.stream_loop import stream
@@ -248,6 +248,8 @@ def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: floa
         if chain is not None:
             report["chain"] = chain_report(model, target, layout.firmware_dir(scheme) / target.name / "chain",
                                            *chain, clock_mhz=chain_clock_mhz)
+            if frontend is None and dataset.test_audio is not None:  # the MFCC front end on every test clip
+                report["chain"].update(frontend_clips(target, dataset.test_audio, dataset.test.x.astype(np.int8)))
         elif audio:
             report["chain"] = {"skipped": "the audio chain feeds the front end's int8 codes: --scheme int8 only"}
         write_json_atomic(record, report)
