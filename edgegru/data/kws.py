@@ -7,8 +7,10 @@ reported beside it.  Training sees what the device computes.
 
 Streams: the validation and test splits' clips laid into their split's background noise at seeded
 gaps, every keyword clip once and some unknown words among them; a word's truth segment is the frames
-that overlap its 1 s clip, the background is `_silence_`.  Stream audio is kept (`Recording.audio`) so
-a device can start from sound.
+that overlap its 1 s clip, the background is `_silence_`.  Stream audio is kept (`Recording.audio`),
+and the test clips' audio (`Dataset.test_audio`), so a device can start from sound.  The datasets
+bring the detector settings that suit words (`DETECTOR_DEFAULTS`); the background classes start no
+event.  Features are cached in the user's cache directory, keyed by the audio and the front end.
 """
 
 from __future__ import annotations
@@ -124,7 +126,11 @@ def cached_features(audio: dict[str, np.ndarray], front_end: str) -> dict[str, n
                 return {key: stored[key] for key in audio}
     features = audio_features(front_end)
     computed = {key: features(audio[key]) for key in tqdm(sorted(audio), desc=f"{front_end} features", unit="part")}
-    write_atomic(path, lambda temp: np.savez(open(temp, "wb"), **computed))
+    def write(temp):
+        with open(temp, "wb") as handle:
+            np.savez(handle, **computed)
+
+    write_atomic(path, write)
     return computed
 
 
