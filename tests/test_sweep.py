@@ -196,3 +196,19 @@ def test_the_report_renders_offline_in_a_real_browser(reported_sweep):
     assert errors == []
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
     assert title == "EdgeGRU sweep tiny: 4 cells"
+
+
+def test_a_second_sweep_on_the_same_directory_is_refused_while_the_first_runs(resumed_sweep, capsys):
+    """The lock is the kernel's: held by a live process it refuses, and it goes away with that process."""
+    out, _, _ = resumed_sweep
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); f.write('pid test'); f.flush(); print('held', flush=True); "
+                               "time.sleep(60)", str(out / sweep_stage.LOCK_FILE)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["sweep", *TINY, "--out", str(out)]) == 2
+        assert "another sweep" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["sweep", *TINY, "--out", str(out)]) == 0

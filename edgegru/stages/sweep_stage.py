@@ -21,7 +21,9 @@ so it is never recorded as a result, and is named in the error the call ends wit
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import os
 from dataclasses import asdict, dataclass, replace
@@ -44,6 +46,7 @@ from export.verify import BACKENDS
 # Backends that run without the Cortex-M toolchain or QEMU (each verify record says whether it must be bit-exact).
 DEFAULT_BACKENDS = ("tflm", "tflite-runtime", "litert-ref", "litert", "onnxruntime")
 LAYERS = (1, 2)
+LOCK_FILE = ".sweep.lock"  # held (flock) while a sweep runs on the directory
 MAX_RETRIES = 2  # a cell's worker may die this many times before the cell counts as failed
 CELL_KEYS = ("dataset", "hidden", "layers", "variant", "scheme", "seed")
 # cells.csv column (after "<target>_") <- firmware.json key
@@ -256,6 +259,29 @@ def sweep_run(sweep_dir: Path, grid: Grid, base: TrainConfig, address: str | Non
         raise EdgeGRUError(f"--threads {threads} must be >= 1 and no more than --cpus {cpus}")
     base = replace(base, threads=threads)  # training uses the threads its task holds (part of the config)
     sweep_dir = Path(sweep_dir)
+    with sweep_lock(sweep_dir):
+        return _sweep_locked(sweep_dir, grid, base, address, cpus, threads, progress)
+
+
+@contextlib.contextmanager
+def sweep_lock(sweep_dir: Path):
+    """One sweep at a time on a directory: a second one would run the same cells twice.  The lock is the
+    kernel's (flock), so a sweep that was killed leaves no stale lock behind."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with open(sweep_dir / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise EdgeGRUError(f"another sweep ({holder}) is running on {sweep_dir}; wait for it or stop it first") from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+
+
+def _sweep_locked(sweep_dir: Path, grid: Grid, base: TrainConfig, address, cpus, threads, progress) -> dict:
     write_json_atomic(sweep_dir / "sweep.json", {"grid": asdict(grid), "train_config": asdict(base)})
     todo: dict[tuple[str, TrainConfig], list[str]] = {}
     runs = grid_runs(grid, base)
