@@ -212,3 +212,9 @@ def test_a_second_sweep_on_the_same_directory_is_refused_while_the_first_runs(re
         holder.kill()
         holder.wait()
     assert main(["sweep", *TINY, "--out", str(out)]) == 0
+
+
+def test_an_address_where_no_ray_head_answers_is_one_clear_line(tmp_path, capsys):
+    assert main(["sweep", *TINY, "--address", "127.0.0.1:1", "--out", str(tmp_path / "sweep")]) == 2
+    error = capsys.readouterr().err
+    assert "nothing answers" in error and "ray start --head" in error and "Traceback" not in error

@@ -26,6 +26,7 @@ import csv
 import fcntl
 import io
 import os
+import socket
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -232,6 +233,18 @@ def write_cells_csv(sweep_dir: Path, rows: list[dict]) -> Path:
     return write_bytes_atomic(Path(sweep_dir) / "cells.csv", text.getvalue().encode())
 
 
+def reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse an address with no Ray head listening at once: Ray itself waits for one indefinitely."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise EdgeGRUError(f"--address {address}: expected HOST:PORT, as `ray start --head` prints it")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise EdgeGRUError(f"--address {address}: nothing answers there ({error.strerror or error}); start a Ray head "
+                           f"with `ray start --head` and pass the address it prints") from None
+
+
 def _start_ray(address: str | None, cpus: int | None, threads: int):
     import ray
 
@@ -239,7 +252,13 @@ def _start_ray(address: str | None, cpus: int | None, threads: int):
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
            "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     if address:
-        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False, logging_level="error")
+        reachable(address)
+        try:
+            ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False, logging_level="error")
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise EdgeGRUError(f"--address {address}: cannot join the Ray cluster ({first}); start one with "
+                               f"`ray start --head` and pass the address it prints") from None
     else:
         ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, runtime_env={"env_vars": env},
                  log_to_driver=False, logging_level="error", object_store_memory=200 * 2**20)
