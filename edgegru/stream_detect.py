@@ -97,7 +97,7 @@ def dataset_detector(dataset: Dataset, given: DetectorConfig | dict | None = Non
         settings = {**asdict(DetectorConfig()), **dataset.detector_defaults, **(given or {})}
     if not settings["background"]:
         settings["background"] = background_classes(dataset.class_names)
-    return DetectorConfig(**{**settings, "background": tuple(settings["background"])})
+    return DetectorConfig(**settings)
 
 
 class Detector:

@@ -20,14 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegru.data.kws_frontend import HOP, MFCC_COEFFICIENTS as CODES, SAMPLE_RATE as SAMPLE_HZ, WINDOW
+from edgegru.data.kws_frontend import HOP, HOP_SECONDS, MFCC_COEFFICIENTS as CODES, WINDOW
 from edgegru.data.mfcc_q15 import MfccQ15
 from edgegru.errors import EdgeGRUError
 from firmware_sim.frontend.mfcc_firmware import frontend_objects
 
 INIT_FUNCTION = "edgegru_mfcc_q15_init"  # the C functions every front end defines
 FRAME_FUNCTION = "edgegru_mfcc_q15_frame"
-HOP_SECONDS = HOP / SAMPLE_HZ
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,3 @@ def whole_hops(audio: np.ndarray) -> np.ndarray:
     if audio.dtype != np.int16 or audio.ndim != 1:
         raise EdgeGRUError(f"audio must be int16 [S], got {audio.dtype} {list(audio.shape)}")
     return audio[: len(audio) // HOP * HOP].reshape(-1, HOP)
-
-
-def frames_after(hops: int) -> int:
-    """Frames complete after `hops` whole hops: frame f needs hop f and the start of hop f + 1."""
-    return max(hops - (-(-(WINDOW - HOP) // HOP)), 0)

@@ -40,9 +40,6 @@ UNKNOWN_SHARE = 0.25  # unknown-word clips laid into a stream per keyword clip
 DETECTOR_DEFAULTS = {"window": 10, "min_duration": 3, "holdoff": 25}
 
 
-STEP_SECONDS = HOP / SAMPLE_RATE
-
-
 def keyword_classes(class_names: list[str]) -> set[int]:
     """The classes that are words to spot: all but `_silence_` and `_unknown_` (none without `_silence_`:
     such a vocabulary has no background to stream words in)."""

@@ -22,6 +22,7 @@ from edgegru.errors import EdgeGRUError
 SAMPLE_RATE = 16_000  # Hz, int16 samples
 WINDOW = 480  # samples, 30 ms
 HOP = 320  # samples, 20 ms
+HOP_SECONDS = HOP / SAMPLE_RATE  # one frame step of a stream
 OVERLAP = WINDOW - HOP  # 160 samples a stream keeps between hops
 FFT_LENGTH = 512  # the window zero-padded
 MEL_BANDS = 40

@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from edgegru.data.dataset import Recording
+from edgegru.data.kws_frontend import HOP, HOP_SECONDS, frame_count
 from edgegru.errors import EdgeGRUError
 from edgegru.golden import run_sequences
 from edgegru.quantize import QuantizedModel
 from edgegru.stream_detect import Detector, DetectorParams, as_record
-from firmware_sim.audio_frontend import HOP_SECONDS, FrontEnd, frames_after, whole_hops
+from firmware_sim.audio_frontend import FrontEnd, whole_hops
 from firmware_sim.codegen.audio_harness import PART_WINDOWS
 from firmware_sim.device.sizes import sizes
 from firmware_sim.device.targets import Target
@@ -52,9 +53,9 @@ def python_chain(model: QuantizedModel, params: DetectorParams, frontend: FrontE
     for recording in recordings:
         hops = whole_hops(recording.audio)
         frames = np.asarray(frontend.reference(hops.reshape(-1)))
-        if frames.dtype != np.int8 or len(frames) != frames_after(len(hops)):
+        if frames.dtype != np.int8 or len(frames) != frame_count(len(hops) * HOP):
             raise EdgeGRUError(f"the front end's reference gave {frames.dtype} {list(frames.shape)} for "
-                               f"{len(hops)} hops, not int8 [{frames_after(len(hops))}, codes]")
+                               f"{len(hops)} hops, not int8 [{frame_count(len(hops) * HOP)}, codes]")
         codes.append(frames)
     lengths = np.array([len(c) for c in codes])
     x_q = np.zeros((len(codes), max(lengths.max(initial=0), 1), model.config["input_size"]), dtype=np.int8)

@@ -213,8 +213,8 @@ def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: floa
     resolved = [get_target(name) for name in targets]  # refuses an unknown target before any work
     model = load_artifact(layout.quant_dir(scheme))
     dataset = load_dataset(load_checkpoint(layout.root).dataset)
-    params = None if detector is None else prepare_detector(dataset_detector(dataset, detector),
-                                                            model.tensors["logits"].scale)
+    settled = dataset_detector(dataset, detector)  # the chain's detector, and the step program's if asked for
+    params = None if detector is None else prepare_detector(settled, model.tensors["logits"].scale)
     try:
         written_sources(layout, scheme)
         fresh = not reuse or written_detector(layout, scheme) != params
@@ -229,7 +229,7 @@ def firmware_run(run_dir: Path, scheme: str, targets: list[str], clock_mhz: floa
         raise EdgeGRUError(f"--detector needs whole recordings to stream; dataset '{dataset.name}' has none")
     expected = python_events(model, params, sessions) if params is not None else None
     audio = audio_recordings(dataset.recordings.get("test", []))
-    chain = (_chain_inputs(model, audio, dataset_detector(dataset, detector), frontend)
+    chain = (_chain_inputs(model, audio, settled, frontend)
              if audio and scheme == "int8" else None)
     trace = None
     reports = []

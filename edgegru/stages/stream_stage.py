@@ -22,8 +22,8 @@ from edgegru.atomic import write_atomic, write_json_atomic
 from edgegru.calibrate import float_initial_states, float_step_function
 from edgegru.checkpoint import load_checkpoint
 from edgegru.data import load_dataset
-from edgegru.data.kws import STEP_SECONDS, keyword_classes
-from edgegru.data.kws_frontend import WINDOW
+from edgegru.data.kws import keyword_classes
+from edgegru.data.kws_frontend import HOP_SECONDS, WINDOW
 from edgegru.data.wav_io import read_wav
 from edgegru.errors import EdgeGRUError
 from edgegru.golden import golden_step_function, initial_states, quantize_features
@@ -299,12 +299,12 @@ def keyword_report(result: dict, sessions: list[Session], scorer: Scorer, detect
                    keywords: set[int]) -> dict:
     """Keyword streams: recall and false alarms per hour at the detector's threshold, and the curve of
     both over `CURVE_THRESHOLDS` (the detector's threshold unit: mean logit margin over the window)."""
-    tolerance = round(TOLERANCE_SECONDS / STEP_SECONDS)
-    at = keyword_scores(result["events"], sessions, keywords, tolerance, STEP_SECONDS)
+    tolerance = round(TOLERANCE_SECONDS / HOP_SECONDS)
+    at = keyword_scores(result["events"], sessions, keywords, tolerance, HOP_SECONDS)
     thresholds = [prepare_detector(replace(detector, threshold=t), scorer.logits_scale).threshold
                   for t in CURVE_THRESHOLDS]
     curve = keyword_curve(result["logits"], sessions, params, scorer.integer, thresholds, keywords, tolerance,
-                          STEP_SECONDS)
+                          HOP_SECONDS)
     for point, real in zip(curve, CURVE_THRESHOLDS):
         point["threshold"] = real
     return {"recall": at["recall"], "false_alarms_per_hour": at["false_alarms_per_hour"], "keyword_scores": at,
