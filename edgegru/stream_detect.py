@@ -26,6 +26,8 @@ import numpy as np
 from edgegru.data import Dataset
 from edgegru.data.kws import background_classes
 from edgegru.errors import EdgeGRUError
+from edgegru.golden import run_sequences
+from edgegru.quantize import QuantizedModel
 
 MAX_WINDOW = 1024
 
@@ -149,6 +151,29 @@ class Detector:
         end = start + length - 1
         self.blocked_until = end + self.params.holdoff
         return Event(cls, start, end, peak, start + self.params.min_duration - 1)
+
+
+def golden_events(model: QuantizedModel, params: DetectorParams, x_q: np.ndarray, lengths: np.ndarray,
+                  on_lane_step=None) -> list[list[Event]]:
+    """The integer detector's events on the golden model's logits, every row of `x_q` [B, T, F] streamed
+    whole from the initial state (what a device does), each to its length, its last run closed at the end.
+    `on_lane_step(row, tensors)`, if given, sees every row's step (`tensors` of the whole batch)."""
+    detectors = [Detector(params, model.config["num_classes"], integer=True) for _ in range(len(x_q))]
+    events: list[list[Event]] = [[] for _ in detectors]
+
+    def on_step(t, tensors, active):
+        for i in np.flatnonzero(active):
+            if on_lane_step is not None:
+                on_lane_step(i, tensors)
+            event = detectors[i].push(tensors["logits"][i])
+            if event is not None:
+                events[i].append(event)
+
+    run_sequences(model, x_q, lengths, on_step=on_step)
+    for found, detector in zip(events, detectors):
+        last = detector.finish()
+        found.extend([last] if last is not None else [])
+    return events
 
 
 def detect(params: DetectorParams, logits: np.ndarray, integer: bool) -> tuple[list[Event], np.ndarray]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegru.data.kws_frontend import HOP, HOP_SECONDS, MFCC_COEFFICIENTS as CODES, WINDOW
+from edgegru.data.kws_frontend import HOP, MFCC_COEFFICIENTS as CODES, WINDOW
 from edgegru.data.mfcc_q15 import MfccQ15
 from edgegru.errors import EdgeGRUError
 from firmware_sim.frontend.mfcc_firmware import frontend_objects

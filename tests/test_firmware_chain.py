@@ -20,7 +20,8 @@ from edgegru.stages.firmware_stage import firmware_run
 from edgegru.stages.run_layout import RunLayout
 from edgegru.stream_detect import DetectorConfig, prepare_detector
 from edgegru.train import TrainConfig, train
-from firmware_sim.audio_frontend import CODES, HOP, HOP_SECONDS, WINDOW, FrontEnd, whole_hops
+from edgegru.data.kws_frontend import HOP_SECONDS
+from firmware_sim.audio_frontend import CODES, HOP, WINDOW, FrontEnd, whole_hops
 from firmware_sim.codegen.harness import MARK_DETECTOR, reset_record, steps_record
 from firmware_sim.device.execute import run
 from firmware_sim.step_session import StepSession, build_chain, build_model

@@ -25,9 +25,8 @@ import numpy as np
 from edgegru.data.dataset import Recording
 from edgegru.data.kws_frontend import HOP, HOP_SECONDS, frame_count
 from edgegru.errors import EdgeGRUError
-from edgegru.golden import run_sequences
 from edgegru.quantize import QuantizedModel
-from edgegru.stream_detect import Detector, DetectorParams, as_record
+from edgegru.stream_detect import DetectorParams, as_record, golden_events
 from firmware_sim.audio_frontend import FrontEnd, whole_hops
 from firmware_sim.codegen.audio_harness import PART_WINDOWS
 from firmware_sim.device.sizes import sizes
@@ -61,21 +60,15 @@ def python_chain(model: QuantizedModel, params: DetectorParams, frontend: FrontE
     x_q = np.zeros((len(codes), max(lengths.max(initial=0), 1), model.config["input_size"]), dtype=np.int8)
     for i, c in enumerate(codes):
         x_q[i, : len(c)] = c
-    expected = [{"codes": c, "logits": [], "states": [[] for _ in model.states], "events": []} for c in codes]
-    detectors = [Detector(params, model.config["num_classes"], integer=True) for _ in codes]
+    expected = [{"codes": c, "logits": [], "states": [[] for _ in model.states]} for c in codes]
 
-    def on_step(t, tensors, active):
-        for i in np.flatnonzero(active):
-            expected[i]["logits"].append(tensors["logits"][i])
-            for k, (_, h_out) in enumerate(model.states):
-                expected[i]["states"][k].append(tensors[h_out][i])
-            event = detectors[i].push(tensors["logits"][i])
-            if event is not None:
-                expected[i]["events"].append(event)
-    run_sequences(model, x_q, lengths, on_step=on_step)
-    for item, detector in zip(expected, detectors):
-        last = detector.finish()
-        item["events"] += [last] if last is not None else []
+    def keep(i, tensors):
+        expected[i]["logits"].append(tensors["logits"][i])
+        for k, (_, h_out) in enumerate(model.states):
+            expected[i]["states"][k].append(tensors[h_out][i])
+
+    for item, events in zip(expected, golden_events(model, params, x_q, lengths, keep)):
+        item["events"] = events
     return expected
 
 

@@ -25,11 +25,11 @@ from edgegru.atomic import write_json_atomic
 from edgegru.checkpoint import load_checkpoint
 from edgegru.data import load_dataset
 from edgegru.errors import EdgeGRUError
-from edgegru.golden import initial_states, quantize_features, run_sequences
+from edgegru.golden import initial_states, quantize_features
 from edgegru.quantize import QuantizedModel
 from edgegru.stages.firmware_chain import CHAIN_CLOCK_MHZ, audio_recordings, chain_report, frontend_clips, python_chain
 from edgegru.stages.run_layout import RunLayout, artifact_digest, read_json, tree_digest
-from edgegru.stream_detect import Detector, DetectorConfig, DetectorParams, as_record, dataset_detector, prepare_detector
+from edgegru.stream_detect import DetectorConfig, DetectorParams, as_record, dataset_detector, golden_events, prepare_detector
 from edgegru.stream_loop import stream
 from edgegru.stream_metrics import Session, make_sessions
 from export.verify import compare_with_golden, golden_trace, stream_backend, verification_streams
@@ -143,24 +143,11 @@ def run_target(layout: RunLayout, model: QuantizedModel, target: Target, streams
 def python_events(model: QuantizedModel, params: DetectorParams, sessions: list[Session]) -> list[list[list]]:
     """The Python integer detector's events on the golden model's logits, every session streamed whole
     from the initial state (no state policy: what the device does)."""
-    detectors = [Detector(params, model.config["num_classes"], integer=True) for _ in sessions]
-    events = [[] for _ in sessions]
     x_q = np.zeros((len(sessions), max(len(s.signal) for s in sessions), model.config["input_size"]),
                    dtype=model.tensors["x"].dtype)
     for i, session in enumerate(sessions):
         x_q[i, : len(session.signal)] = quantize_features(model, session.signal)
-    lengths = np.array([len(s.signal) for s in sessions])
-
-    def on_step(t, tensors, active):
-        for i in np.flatnonzero(active):
-            event = detectors[i].push(tensors["logits"][i])
-            if event is not None:
-                events[i].append(event)
-    run_sequences(model, x_q, lengths, on_step=on_step)
-    for i, detector in enumerate(detectors):
-        last = detector.finish()
-        if last is not None:
-            events[i].append(last)
+    events = golden_events(model, params, x_q, np.array([len(s.signal) for s in sessions]))
     return [[e.as_list(s.subject) for e in found] for s, found in zip(sessions, events)]
 
 
