@@ -15,6 +15,7 @@ event.  Features are cached in the user's cache directory, keyed by the audio an
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import numpy as np
@@ -54,8 +55,10 @@ def background_classes(class_names: list[str]) -> tuple[int, ...]:
     return tuple(i for i in range(len(class_names)) if i not in keywords) if keywords else ()
 
 
+@functools.cache
 def audio_features(front_end: str):
-    """The feature function of a front end: int16 [N, S] -> [N, T, F] (q15: the int8 codes, float: float32)."""
+    """The feature function of a front end: int16 [N, S] -> [N, T, F] (q15: the int8 codes, float: float32);
+    prepared once per process, on first use."""
     if front_end == "q15":
         return MfccQ15().features
     if front_end == "float":
@@ -154,8 +157,7 @@ def kws_dataset(clips: KwsClips, front_end: str, name: str) -> Dataset:
                                          segments, sound) for i, (sound, segments) in enumerate(laid)]
                   for split_name, laid in streams.items()}
     extra = {split_name: split(split_name) for split_name in clips.splits if split_name not in ("train", "val", "test")}
-    to_float = audio_features(front_end)
     return Dataset(name, list(clips.class_names), split("train"), split("val"), split("test"), recordings=recordings,
                    input_codes=CODES_PER_UNIT if front_end == "q15" else None, extra_tests=extra,
                    detector_defaults=DETECTOR_DEFAULTS, test_audio=clips.splits["test"].audio,
-                   audio_features=lambda sound: to_float(sound).astype(np.float32))
+                   audio_features=lambda sound: audio_features(front_end)(sound).astype(np.float32))
