@@ -124,7 +124,7 @@ def test_synth_kws_shapes_classes_and_balance(digits):
         assert len(counts) == classes and counts.min() == counts.max() > 0, name  # every class equally often
         assert np.all((split.speaker == SILENCE_SPEAKER) == (split.y == 11)), name
         assert np.all(np.abs(split.audio).max(axis=1) > 0), name  # no all-zero clip
-    assert len(digits.splits["train"]) == 12 * SIZES["small"].voices["train"]
+    assert len(digits.splits["train"]) == 12 * (SIZES["small"].voices["train"] + SIZES["small"].random_voices)
     assert {name: len(noise) for name, noise in digits.noise.items()} == {s: 60 * SAMPLE_RATE for s in ("train", "val", "test")}
 
 

@@ -29,14 +29,16 @@ INSTALL_HINT = "run `make toolchain`, or `sudo apt-get install espeak-ng flite`"
 
 @dataclass(frozen=True)
 class Utterance:
-    """One word by one voice.  espeak-ng: voice "accent+variant", speed in words per minute, pitch 0-99.
-    flite: voice name, speed as flite's duration_stretch (1 = normal, larger = slower), pitch unused."""
+    """One word by one voice.  espeak-ng: voice "accent+variant", speed in words per minute, pitch 0-99,
+    and the data directory whose variants it names (`espeak_variants`; "" = the system's).  flite: voice
+    name, speed as flite's duration_stretch (1 = normal, larger = slower), pitch and data unused."""
 
     engine: str  # "espeak-ng" or "flite"
     voice: str
     text: str
     speed: float
     pitch: float = 0.0
+    data: str = ""
 
 
 def require_programs(engines) -> None:
@@ -57,7 +59,8 @@ def _run(args: list[str]) -> bytes:
 def _wav_bytes(utterance: Utterance) -> bytes:
     if utterance.engine == "espeak-ng":
         speed, pitch = str(round(utterance.speed)), str(round(utterance.pitch))
-        return _run(["espeak-ng", "-v", utterance.voice, "-s", speed, "-p", pitch, "--stdout", utterance.text])
+        data = [f"--path={utterance.data}"] if utterance.data else []
+        return _run(["espeak-ng", *data, "-v", utterance.voice, "-s", speed, "-p", pitch, "--stdout", utterance.text])
     with tempfile.TemporaryDirectory(prefix="edgegru-flite-") as directory:
         out = Path(directory, "word.wav")
         stretch = f"duration_stretch={utterance.speed:.3f}"

@@ -6,12 +6,19 @@ The variants are dealt once into train/val/test groups, so no test or val voice 
 flite's voices are a second engine and form the "test-engine" split only.  For the digits, one real
 speaker (Asterisk's "Allison" prompts, 8 kHz) forms the "real" split.
 
+Random voices.  The training split also has `Size.random_voices` voices whose variants are bred from
+the training variants (`espeak_variants`: each setting from a parent, one vocal-tract factor, jitter),
+so the model hears many more timbres than the 60 variants, none of them a held-out one.
+
 Clips.  Every voice says every keyword once and one word of the vocabulary's unknown words, at a speed
 and pitch drawn per word; each split also gets as many `_silence_` clips (noise only, at a random gain)
 as it has voices, so the classes are balanced.  A word is placed at a uniformly random offset in the
 1 s clip, at a random level, over a random 1 s stretch of its split's noise bed at a uniformly random
-SNR, or clean.  The noise beds (`kws_noise.noise_bed`) are seeded per split; their babble is made of the
-split's own unknown words.
+SNR, or clean.  Half the training clips (`STREAM_BED_SHARE`) also carry a second stretch of their
+split's noise bed at its full level, as the long streams lay every clip (`kws.lay_clips`): trained on
+single noise only, the model lost 0.19 of its test accuracy on the clips as the streams hold them.
+The noise beds (`kws_noise.noise_bed`) are seeded per split; their babble is made of the split's own
+unknown words.
 """
 
 from __future__ import annotations
@@ -26,12 +33,13 @@ from edgegru.data.kws_clips import (
     CLIP_SAMPLES, COMMANDS, DIGITS, SILENCE, SILENCE_SPEAKER, SPEECH_COMMANDS_WORDS, UNKNOWN, ClipSplit, KwsClips,
     load_clips, save_clips,
 )
+from edgegru.data.espeak_variants import MAX_VARIANTS, random_variants
 from edgegru.data.kws_noise import noise_bed, noise_window, place_word
 from edgegru.data.speech_synth import Utterance, speak_all, trim
 from edgegru.data.wav_io import read_wav
 from edgegru.errors import EdgeGRUError
 
-GENERATOR_VERSION = 1  # part of the cache file name: raise it whenever the clips would come out different
+GENERATOR_VERSION = 2  # part of the cache file name: raise it whenever the clips would come out different
 SEED = 0
 
 VOCABULARIES = {"commands": COMMANDS, "digits": DIGITS}
@@ -63,18 +71,20 @@ SNR_DB = (5.0, 20.0)  # a keyword's SNR over its noise, uniform ...
 CLEAN_FRACTION = 0.1  # ... except this share of the clips, which have no noise at all
 WORD_DBFS = (-32.0, -16.0)  # a word's rms level, uniform
 SILENCE_GAIN_DB = (-20.0, 10.0)  # a silence clip is its noise bed (at -30 dBFS) at this gain, uniform
+STREAM_BED_SHARE = 0.5  # training clips that also carry their noise bed as the streams lay it
 
 
 @dataclass(frozen=True)
 class Size:
     voices: dict[str, int]  # espeak-ng voices per split
+    random_voices: int  # training voices of random variants (`espeak_variants`), on top of `voices["train"]`
     flite_takes: int  # clips of each word per flite voice, each at its own speed
     real_takes: int  # clips of each Allison digit, each with its own placement and noise
 
 
 SIZES = {
-    "full": Size({"train": 320, "val": 80, "test": 80}, flite_takes=8, real_takes=8),
-    "small": Size({"train": 6, "val": 2, "test": 2}, flite_takes=1, real_takes=1),
+    "full": Size({"train": 320, "val": 80, "test": 80}, random_voices=600, flite_takes=8, real_takes=8),
+    "small": Size({"train": 6, "val": 2, "test": 2}, random_voices=3, flite_takes=1, real_takes=1),
 }
 
 
@@ -87,17 +97,35 @@ def unknown_words(vocabulary: str) -> tuple[str, ...]:
     return AUXILIARY_WORDS + others
 
 
-def espeak_voices(size: Size) -> dict[str, list[str]]:
-    """"accent+variant" names per split: variants dealt into disjoint groups, voices drawn within a group."""
+def variant_groups() -> tuple[dict[str, list[str]], np.random.Generator]:
+    """The variants dealt into disjoint groups per split, and the generator that draws the voices next."""
     rng = np.random.default_rng([SEED, 0])
     variants = list(rng.permutation(ESPEAK_VARIANTS))
-    voices, start = {}, 0
+    groups, start = {}, 0
     for split, share in VARIANT_SHARES.items():
-        group = variants[start : start + round(share * len(variants))]
-        start += len(group)
+        groups[split] = variants[start : start + round(share * len(variants))]
+        start += len(groups[split])
+    return groups, rng
+
+
+def espeak_voices(size: Size) -> dict[str, list[str]]:
+    """"accent+variant" names per split, drawn within the split's group of variants."""
+    groups, rng = variant_groups()
+    voices = {}
+    for split, group in groups.items():
         pairs = [f"{accent}+{variant}" for variant in group for accent in ESPEAK_ACCENTS]
         voices[split] = [pairs[i] for i in rng.choice(len(pairs), size.voices[split], replace=False)]
     return voices
+
+
+def random_voices(size: Size) -> tuple[Path, list[str]]:
+    """The espeak-ng data directory of the random variants and `size.random_voices` "accent+variant"
+    names: the variants bred from the training group, each voiced in turn with a random accent."""
+    groups, _ = variant_groups()
+    rng = np.random.default_rng([SEED, 5])
+    data, variants = random_variants(groups["train"], min(size.random_voices, MAX_VARIANTS), rng)
+    return data, [f"{ESPEAK_ACCENTS[rng.integers(len(ESPEAK_ACCENTS))]}+{variants[i % len(variants)]}"
+                  for i in range(size.random_voices)]
 
 
 @dataclass(frozen=True)
@@ -109,12 +137,12 @@ class Request:
     speaker: int
 
 
-def _espeak_requests(voices: list[str], first_speaker: int, keywords, unknown, rng) -> list[Request]:
+def _espeak_requests(voices: list[str], first_speaker: int, keywords, unknown, rng, data: str = "") -> list[Request]:
     requests = []
     for i, voice in enumerate(voices):
         words = [(word, label) for label, word in enumerate(keywords)] + [(rng.choice(unknown), len(keywords))]
         for word, label in words:
-            utterance = Utterance("espeak-ng", voice, str(word), rng.uniform(*ESPEAK_WPM), rng.uniform(*ESPEAK_PITCH))
+            utterance = Utterance("espeak-ng", voice, str(word), rng.uniform(*ESPEAK_WPM), rng.uniform(*ESPEAK_PITCH), data)
             requests.append(Request(utterance, label, first_speaker + i))
     return requests
 
@@ -147,9 +175,16 @@ def _silence(bed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.round(noise_window(bed, rng) * gain), -32768, 32767).astype(np.int16)
 
 
-def _split(words, labels, speakers, bed, silences: int, silence_label: int, rng) -> ClipSplit:
-    """The words placed in clips, then `silences` noise-only clips."""
+def _on_bed(clip: np.ndarray, bed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The clip over a stretch of its noise bed at full level, as a stream lays it."""
+    return np.clip(clip.astype(np.int32) + noise_window(bed, rng), -32768, 32767).astype(np.int16)
+
+
+def _split(words, labels, speakers, bed, silences: int, silence_label: int, rng, bed_share: float = 0.0) -> ClipSplit:
+    """The words placed in clips, then `silences` noise-only clips; a share `bed_share` of them over the bed."""
     audio = [_clip(word, bed, rng) for word in words] + [_silence(bed, rng) for _ in range(silences)]
+    if bed_share:
+        audio = [_on_bed(clip, bed, rng) if rng.random() < bed_share else clip for clip in audio]
     y = list(labels) + [silence_label] * silences
     speaker = list(speakers) + [SILENCE_SPEAKER] * silences
     return ClipSplit(np.stack(audio), np.array(y, np.int64), np.array(speaker, np.int64))
@@ -177,6 +212,9 @@ def generate(vocabulary: str, size: Size) -> KwsClips:
     for index, split in enumerate(VARIANT_SHARES):
         requests[split] = _espeak_requests(voices[split], speaker, keywords, unknown, np.random.default_rng([SEED, 1, index]))
         speaker += len(voices[split])
+    data, bred = random_voices(size)
+    requests["train"] += _espeak_requests(bred, speaker, keywords, unknown, np.random.default_rng([SEED, 6]), str(data))
+    speaker += len(bred)
     requests["test-engine"] = _flite_requests(size.flite_takes, speaker, keywords, unknown, np.random.default_rng([SEED, 2]))
     speaker += len(FLITE_VOICES)
 
@@ -189,8 +227,9 @@ def generate(vocabulary: str, size: Size) -> KwsClips:
         rng = np.random.default_rng([SEED, 3, index])
         babble = [word for word, r in zip(words[split], requests[split]) if r.label == unknown_label]
         noise[split] = noise_bed(rng, babble)
-        splits[split] = _split(words[split], *_labels_speakers(requests[split]), noise[split], len(voices[split]),
-                               silence_label, rng)
+        voice_count = len({r.speaker for r in requests[split]})
+        splits[split] = _split(words[split], *_labels_speakers(requests[split]), noise[split], voice_count,
+                               silence_label, rng, STREAM_BED_SHARE if split == "train" else 0.0)
     rng = np.random.default_rng([SEED, 4])
     splits["test-engine"] = _split(words["test-engine"], *_labels_speakers(requests["test-engine"]), noise["test"],
                                    size.flite_takes * len(FLITE_VOICES), silence_label, rng)
