@@ -184,6 +184,27 @@ def test_synth_kws_interrupted_write_leaves_no_cache(digits, monkeypatch, tmp_pa
     assert len(calls) == 4 and not any((tmp_path / "fresh").iterdir())
 
 
+def test_training_clips_over_the_bed_carry_one_more_stretch_of_it(monkeypatch):
+    words = [sine(300 + 50 * i, SAMPLE_RATE, 0.4, 3000) for i in range(20)]
+    bed = noise_bed(np.random.default_rng(1), words[:3])
+    plain = synth_kws._split(words, [0] * 20, list(range(20)), bed, 5, 11, np.random.default_rng(4))
+    stretches = []
+    real_window = synth_kws.noise_window
+
+    def window(noise, rng):
+        stretches.append(real_window(noise, rng))
+        return stretches[-1]
+
+    monkeypatch.setattr(synth_kws, "noise_window", window)
+    both = synth_kws._split(words, [0] * 20, list(range(20)), bed, 5, 11, np.random.default_rng(4), bed_share=0.5)
+    extra = stretches[25:]  # after the 25 clips' own noise: one stretch per clip laid over the bed
+    changed = [i for i in range(25) if not np.array_equal(both.audio[i], plain.audio[i])]
+    assert 5 <= len(changed) == len(extra) <= 20
+    for i, stretch in zip(changed, extra):
+        expected = np.clip(plain.audio[i].astype(np.int32) + stretch, -32768, 32767)
+        assert np.array_equal(both.audio[i], expected)
+
+
 def test_synth_kws_errors(monkeypatch, tmp_path):
     with pytest.raises(EdgeGRUError, match="vocabulary 'colors'"):
         load_synth_kws("colors")
