@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgegru.data import espeak_variants
+from edgegru.data import espeak_variants, speech_synth
 from edgegru.data.espeak_variants import GROUPS, JITTER, TRACT, breed, random_variants, read_variant, system_data_dir
 from edgegru.data.speech_synth import Utterance, speak
 from edgegru.data.synth_kws import variant_groups
@@ -74,4 +74,7 @@ def test_random_variants_errors(cache, monkeypatch):
         random_variants(["whisper", "nobody"], 2, 0)
     monkeypatch.setattr(espeak_variants.subprocess, "run", lambda *a, **k: type("R", (), {"stdout": "espeak 0.1"})())
     with pytest.raises(EdgeGRUError, match="does not say where its voice variants are"):
+        random_variants(["whisper"], 1, 0)
+    monkeypatch.setattr(speech_synth.shutil, "which", lambda program: None)
+    with pytest.raises(EdgeGRUError, match=r"'espeak-ng' is not installed .*make toolchain"):
         random_variants(["whisper"], 1, 0)

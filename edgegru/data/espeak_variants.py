@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from edgegru.cache import cache_dir
+from edgegru.data.speech_synth import require_programs
 from edgegru.errors import EdgeGRUError
 
 MAX_VARIANTS = 150
@@ -42,10 +43,8 @@ JITTERED = ("pitch", "formant")
 
 def system_data_dir() -> Path:
     """espeak-ng's own data directory, as `espeak-ng --version` states it."""
-    try:
-        version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=False).stdout
-    except OSError as error:
-        raise EdgeGRUError(f"espeak-ng cannot run ({error}): run `make toolchain`, or `sudo apt-get install espeak-ng`")
+    require_programs(["espeak-ng"])
+    version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=False).stdout
     found = re.search(r"Data at:\s*(\S+)", version)
     if not found or not Path(found.group(1), "voices", "!v").is_dir():
         raise EdgeGRUError(f"espeak-ng does not say where its voice variants are (`espeak-ng --version`: {version.strip()!r})")
