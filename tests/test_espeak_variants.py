@@ -78,3 +78,24 @@ def test_random_variants_errors(cache, monkeypatch):
     monkeypatch.setattr(speech_synth.shutil, "which", lambda program: None)
     with pytest.raises(EdgeGRUError, match=r"'espeak-ng' is not installed .*make toolchain"):
         random_variants(["whisper"], 1, 0)
+
+
+def test_an_interrupted_or_failed_mirror_leaves_nothing(cache, monkeypatch):
+    real_mirror = espeak_variants._mirror
+
+    def interrupted(system, data, texts):
+        real_mirror(system, data, texts)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(espeak_variants, "_mirror", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        random_variants(["whisper"], 1, 0)
+    assert not list(cache.iterdir())
+
+    def full(system, data, texts):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(espeak_variants, "_mirror", full)
+    with pytest.raises(EdgeGRUError, match="cannot write the espeak-ng voice variants .*No space left"):
+        random_variants(["whisper"], 1, 0)
+    assert not list(cache.iterdir())

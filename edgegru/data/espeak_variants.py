@@ -90,6 +90,19 @@ def breed(parents: list[dict[str, list[str]]], name: str, rng: np.random.Generat
     return "\n".join(lines) + "\n"
 
 
+def _mirror(system: Path, data: Path, texts: dict[str, str]) -> None:
+    """`data`: the system's espeak-ng data by symbolic links, with only `texts` as voice variants."""
+    (data / "voices" / "!v").mkdir(parents=True)
+    for entry in system.iterdir():
+        if entry.name != "voices":
+            (data / entry.name).symlink_to(entry)
+    for entry in (system / "voices").iterdir():
+        if entry.name != "!v":
+            (data / "voices" / entry.name).symlink_to(entry)
+    for name, text in texts.items():
+        (data / "voices" / "!v" / name).write_text(text)
+
+
 def random_variants(parents: list[str], count: int, seed) -> tuple[Path, list[str]]:
     """`count` random variants bred from the system variants named `parents`: (the espeak-ng data
     directory that holds them, for `--path`; their names).  Made once and kept in the user's cache."""
@@ -107,20 +120,16 @@ def random_variants(parents: list[str], count: int, seed) -> tuple[Path, list[st
     digest = hashlib.sha256(str(system).encode() + "".join(texts.values()).encode()).hexdigest()[:16]
     root = cache_dir() / f"espeak-variants-{digest}"
     if not root.is_dir():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        temp = Path(tempfile.mkdtemp(prefix=".espeak-variants-", dir=root.parent))
-        data = temp / "espeak-ng-data"
-        (data / "voices" / "!v").mkdir(parents=True)
-        for entry in system.iterdir():
-            if entry.name != "voices":
-                (data / entry.name).symlink_to(entry)
-        for entry in (system / "voices").iterdir():
-            if entry.name != "!v":
-                (data / "voices" / entry.name).symlink_to(entry)
-        for name, text in texts.items():
-            (data / "voices" / "!v" / name).write_text(text)
+        temp = None
         try:
+            root.parent.mkdir(parents=True, exist_ok=True)
+            temp = Path(tempfile.mkdtemp(prefix=".espeak-variants-", dir=root.parent))
+            _mirror(system, temp / "espeak-ng-data", texts)
             os.rename(temp, root)
-        except OSError:  # another process made it first: the same files
-            shutil.rmtree(temp)
+        except OSError as error:
+            if not root.is_dir():  # not another process that made it first (the same files)
+                raise EdgeGRUError(f"cannot write the espeak-ng voice variants to {root}: {error}") from error
+        finally:
+            if temp is not None:
+                shutil.rmtree(temp, ignore_errors=True)  # gone after the rename, or a half-made copy
     return root, names
