@@ -13,6 +13,7 @@ from edgegru.data import kws_clips, speech_synth, synth_kws
 from edgegru.data.kws_clips import CLIP_SAMPLES, COMMANDS, SAMPLE_RATE, SILENCE_SPEAKER, SPEECH_COMMANDS_WORDS, save_clips
 from edgegru.data.kws_noise import NOISE_DBFS, NOISE_KINDS, NOISE_SECONDS_PER_KIND, dbfs, noise_bed, place_word
 from edgegru.data.speech_commands import load_speech_commands
+from edgegru.data.kws import CODES_PER_UNIT, kws_dataset
 from edgegru.data.synth_kws import SIZES, espeak_voices, load_synth_kws
 from edgegru.data.wav_io import read_wav, write_wav
 from edgegru.errors import EdgeGRUError
@@ -203,6 +204,19 @@ def test_training_clips_over_the_bed_carry_one_more_stretch_of_it(monkeypatch):
     for i, stretch in zip(changed, extra):
         expected = np.clip(plain.audio[i].astype(np.int32) + stretch, -32768, 32767)
         assert np.array_equal(both.audio[i], expected)
+
+
+def test_both_front_ends_make_datasets_of_one_shape(digits):
+    q15, flt = kws_dataset(digits, "q15", "d-q15"), kws_dataset(digits, "float", "d-float")
+    assert q15.input_codes == CODES_PER_UNIT and flt.input_codes is None
+    for split in ("train", "val", "test"):
+        a, b = getattr(q15, split), getattr(flt, split)
+        assert a.x.shape == b.x.shape and a.x.shape[1:] == (49, 10) and np.array_equal(a.y, b.y)
+        assert a.x.dtype == b.x.dtype == np.float32 and not np.allclose(a.x, b.x)
+    assert np.array_equal(q15.train.x, np.round(q15.train.x))  # the codes themselves
+    assert set(q15.extra_tests) == set(flt.extra_tests) == {"test-engine", "real"}
+    for split in ("val", "test"):
+        assert [r.signal.shape for r in q15.recordings[split]] == [r.signal.shape for r in flt.recordings[split]]
 
 
 def test_synth_kws_errors(monkeypatch, tmp_path):
