@@ -10,7 +10,8 @@ import pytest
 from scipy.io import wavfile
 
 from edgegru.data import kws_clips, speech_synth, synth_kws
-from edgegru.data.kws_clips import CLIP_SAMPLES, COMMANDS, SAMPLE_RATE, SILENCE_SPEAKER, SPEECH_COMMANDS_WORDS, save_clips
+from edgegru.data.kws_clips import COMMANDS, SILENCE_SPEAKER, SPEECH_COMMANDS_WORDS, save_clips
+from edgegru.data.kws_frontend import CLIP_SAMPLES, SAMPLE_RATE
 from edgegru.data.kws_noise import NOISE_DBFS, NOISE_KINDS, NOISE_SECONDS_PER_KIND, dbfs, noise_bed, place_word
 from edgegru.data.speech_commands import load_speech_commands
 from edgegru.data.kws import CODES_PER_UNIT, kws_dataset

@@ -24,8 +24,8 @@ from tqdm import tqdm
 from edgegru.atomic import write_atomic
 from edgegru.cache import cache_dir
 from edgegru.data.dataset import Dataset, Recording, make_split
-from edgegru.data.kws_clips import CLIP_SAMPLES, SILENCE, UNKNOWN, ClipSplit, KwsClips
-from edgegru.data.kws_frontend import HOP, SAMPLE_RATE, WINDOW, frame_count
+from edgegru.data.kws_clips import SILENCE, UNKNOWN, ClipSplit, KwsClips
+from edgegru.data.kws_frontend import CLIP_SAMPLES, HOP, SAMPLE_RATE, WINDOW, frame_count
 from edgegru.data.mfcc_float import MfccFloat
 from edgegru.data.mfcc_q15 import MfccQ15
 from edgegru.errors import EdgeGRUError

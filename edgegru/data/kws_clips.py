@@ -1,7 +1,7 @@
 """The keyword-spotting audio container: 1 s int16 clips with labels and speakers, plus background noise.
 
 Every source of keyword audio (synthesized, Speech Commands) yields a `KwsClips`; features and streams
-are made from it downstream.  Audio is int16 mono at `SAMPLE_RATE` Hz, full scale 32768.
+are made from it downstream.  Audio is int16 mono at `kws_frontend.SAMPLE_RATE` Hz, full scale 32768.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import numpy as np
 
 from edgegru.atomic import write_atomic
 
-SAMPLE_RATE = 16000  # Hz
-CLIP_SAMPLES = 16000  # 1 s clips
 # The usual vocabularies: Speech Commands' ten commands, the ten digits, and all 35 words of its v2 (v1 has
 # the first 30: no backward, follow, forward, learn, visual).
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -31,7 +29,7 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # a fixed member time: the same clips give the
 
 @dataclass(frozen=True)
 class ClipSplit:
-    audio: np.ndarray  # int16 [N, CLIP_SAMPLES]
+    audio: np.ndarray  # int16 [N, kws_frontend.CLIP_SAMPLES]: 1 s
     y: np.ndarray  # int64 [N], index into KwsClips.class_names
     speaker: np.ndarray  # int64 [N], voice id; SILENCE_SPEAKER for silence
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgegru.data.kws_clips import CLIP_SAMPLES, SAMPLE_RATE
+from edgegru.data.kws_frontend import CLIP_SAMPLES, SAMPLE_RATE
 
 NOISE_KINDS = ("white", "pink", "brown", "hum", "babble")
 NOISE_SECONDS_PER_KIND = 12  # the noise bed of a split: 5 kinds x 12 s = 60 s, one after the other

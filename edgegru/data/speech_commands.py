@@ -22,8 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from edgegru.data.kws_clips import (
-    CLIP_SAMPLES, COMMANDS, SAMPLE_RATE, SILENCE, SILENCE_SPEAKER, SPEECH_COMMANDS_WORDS, UNKNOWN, ClipSplit, KwsClips,
+    COMMANDS, SILENCE, SILENCE_SPEAKER, SPEECH_COMMANDS_WORDS, UNKNOWN, ClipSplit, KwsClips,
 )
+from edgegru.data.kws_frontend import CLIP_SAMPLES, SAMPLE_RATE
 from edgegru.data.kws_noise import noise_window
 from edgegru.data.wav_io import read_wav
 from edgegru.errors import EdgeGRUError

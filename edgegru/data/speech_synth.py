@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edgegru.data.kws_clips import SAMPLE_RATE
+from edgegru.data.kws_frontend import SAMPLE_RATE
 from edgegru.data.wav_io import decode_wav
 from edgegru.errors import EdgeGRUError
 

@@ -30,10 +30,11 @@ import numpy as np
 
 from edgegru.cache import cache_dir
 from edgegru.data.kws_clips import (
-    CLIP_SAMPLES, COMMANDS, DIGITS, SILENCE, SILENCE_SPEAKER, SPEECH_COMMANDS_WORDS, UNKNOWN, ClipSplit, KwsClips,
+    COMMANDS, DIGITS, SILENCE, SILENCE_SPEAKER, SPEECH_COMMANDS_WORDS, UNKNOWN, ClipSplit, KwsClips,
     load_clips, save_clips,
 )
 from edgegru.data.espeak_variants import MAX_VARIANTS, random_variants
+from edgegru.data.kws_frontend import CLIP_SAMPLES
 from edgegru.data.kws_noise import noise_bed, noise_window, place_word
 from edgegru.data.speech_synth import Utterance, speak_all, trim
 from edgegru.data.wav_io import read_wav
