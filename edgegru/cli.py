@@ -13,7 +13,7 @@ from edgegru.stages import options
 from edgegru.stages.bench_stage import BENCHMARKS, LATENCY_STEPS, bench_run
 from edgegru.stages.demo_stage import demo
 from edgegru.stages.export_stage import export_run
-from edgegru.stages.firmware_chain import CHAIN_CLOCK_MHZ
+from edgegru.stages.firmware_chain import CHAIN_CLOCK_MHZ, CHAIN_MISMATCHES
 from edgegru.stages.firmware_stage import DEFAULT_SAMPLE_HZ, TARGET_NAMES, firmware_run
 from edgegru.stages.quantize_stage import quantize_run
 from edgegru.stages.report_stage import report_run
@@ -242,8 +242,7 @@ def command_firmware(args: argparse.Namespace) -> None:
                            detector=detector, sample_hz=args.sample_hz, chain_clock_mhz=args.chain_clock_mhz)
     print_firmware_table(reports)
     failed = [r["target"] for r in reports if r["mismatches"] or r.get("detector_events_match") is False
-              or r.get("chain", {}).get("frontend_clip_mismatches")
-              or any(r.get("chain", {}).get(key) for key in ("frontend_mismatches", "mismatches", "event_mismatches"))]
+              or any(r.get("chain", {}).get(key) for key in CHAIN_MISMATCHES)]
     if failed:
         raise EdgeGRUError(f"the generated C does not match the golden model on: {', '.join(failed)}")
 

@@ -18,7 +18,6 @@ from edgegru.errors import EdgeGRUError
 DEFAULT_DATASET = "watch"
 
 
-
 def synth_kws_loader(name: str, vocabulary: str, size: str, front_end: str):
     def load() -> Dataset:
         # Imported on use: the front ends bring CMSIS-DSP and librosa, which other datasets never need.

@@ -53,6 +53,11 @@ def quantize_run(run_dir: Path, scheme: str, calibration: str = "minmax", roundi
     observations = observe(checkpoint.model, dataset.train, checkpoint.normalization)
     qmodel = quantize_model(checkpoint, observations, scheme, calibration, weights)
     test = dataset.test
+
+    def accuracies(split) -> dict:
+        return {"float_accuracy": accuracy(checkpoint.model, split, checkpoint.normalization),
+                "quant_accuracy": float(np.mean(golden_predict(qmodel, split, rounding) == split.y))}
+
     metrics = {
         "dataset": dataset.name,
         "scheme": scheme,
@@ -62,8 +67,7 @@ def quantize_run(run_dir: Path, scheme: str, calibration: str = "minmax", roundi
         "variant": qmodel.config["variant"],
         "hidden": qmodel.config["hidden"],
         "layers": qmodel.config["layers"],
-        "float_accuracy": accuracy(checkpoint.model, test, checkpoint.normalization),
-        "quant_accuracy": float(np.mean(golden_predict(qmodel, test, rounding) == test.y)),
+        **accuracies(test),
         "dynamic_int8_accuracy": dynamic_int8_accuracy(checkpoint, test),
         "weight_bytes": qmodel.weight_bytes(),
         "float_weight_bytes": 4 * sum(p.numel() for p in checkpoint.model.parameters()),
@@ -72,9 +76,7 @@ def quantize_run(run_dir: Path, scheme: str, calibration: str = "minmax", roundi
     }
     metrics["accuracy_drop_pp"] = round(100 * (metrics["float_accuracy"] - metrics["quant_accuracy"]), 3)
     if dataset.extra_tests:  # more held-out splits (keyword spotting: another engine's voices, a real voice)
-        metrics["extra_tests"] = {name: {"sequences": len(split),
-                                         "float_accuracy": accuracy(checkpoint.model, split, checkpoint.normalization),
-                                         "quant_accuracy": float(np.mean(golden_predict(qmodel, split, rounding) == split.y))}
+        metrics["extra_tests"] = {name: {"sequences": len(split), **accuracies(split)}
                                   for name, split in dataset.extra_tests.items()}
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     save_artifact(layout.quant_dir(scheme), qmodel)
