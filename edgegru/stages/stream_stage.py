@@ -314,13 +314,26 @@ def keyword_report(result: dict, sessions: list[Session], scorer: Scorer, detect
                             f"{TOLERANCE_SECONDS} s after its clip; any other keyword event is a false alarm"}
 
 
-def plot_keyword_curve(path: Path, report: dict, title: str) -> None:
-    """False rejects against false alarms per hour over thresholds; the detector's own threshold marked."""
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (imported on use: only the plots need it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_png(path: Path, figure) -> None:
+    """`figure` laid out and written to `path` as PNG, atomically, then closed."""
+    figure.tight_layout()
+    write_atomic(path, lambda temp: figure.savefig(temp, format="png", dpi=110))
+    pyplot().close(figure)
+
+
+def plot_keyword_curve(path: Path, report: dict, title: str) -> None:
+    """False rejects against false alarms per hour over thresholds; the detector's own threshold marked."""
+    plt = pyplot()
     curve = report["keyword_curve"]
     figure, axis = plt.subplots(figsize=(6, 4.5))
     axis.plot([p["false_alarms_per_hour"] for p in curve], [100 * (1 - p["recall"]) for p in curve], marker="o",
@@ -336,9 +349,7 @@ def plot_keyword_curve(path: Path, report: dict, title: str) -> None:
     axis.set_title(f"{title}: thresholds {CURVE_THRESHOLDS[0]:g}-{CURVE_THRESHOLDS[-1]:g}")
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    write_atomic(path, lambda temp: figure.savefig(temp, format="png", dpi=110))
-    plt.close(figure)
+    save_png(path, figure)
 
 
 def windowed_accuracy(layout: RunLayout, scheme: str, backend: str) -> float | None:
@@ -350,11 +361,7 @@ def windowed_accuracy(layout: RunLayout, scheme: str, backend: str) -> float | N
 def plot_timeline(path: Path, session: Session, smoothed: np.ndarray, events: list[Event], class_names: list[str],
                   title: str) -> None:
     """The signal, the smoothed class scores, the true segments and the events of one session."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     colors = plt.get_cmap("tab10")
     figure, (signal_axis, score_axis, truth_axis) = plt.subplots(3, 1, figsize=(12, 7), sharex=True,
                                                                  gridspec_kw={"height_ratios": [2.2, 2.2, 1.4]})
@@ -374,6 +381,4 @@ def plot_timeline(path: Path, session: Session, smoothed: np.ndarray, events: li
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors(c % 10)) for c in range(len(class_names))]
     truth_axis.legend(handles, class_names, ncol=min(len(class_names), 7), fontsize=7, loc="upper center",
                       bbox_to_anchor=(0.5, -0.45))
-    figure.tight_layout()
-    write_atomic(path, lambda temp: figure.savefig(temp, format="png", dpi=110))
-    plt.close(figure)
+    save_png(path, figure)
