@@ -28,6 +28,7 @@ from edgegru.data.kws_clips import SILENCE, UNKNOWN, ClipSplit, KwsClips
 from edgegru.data.kws_frontend import CLIP_SAMPLES, HOP, SAMPLE_RATE, WINDOW, frame_count
 from edgegru.data.mfcc_float import MfccFloat
 from edgegru.data.mfcc_q15 import MfccQ15
+from edgegru.data.wav_io import saturate_int16
 from edgegru.errors import EdgeGRUError
 
 FRONT_ENDS = ("q15", "float")
@@ -108,7 +109,7 @@ def lay_clips(split: ClipSplit, noise: np.ndarray, keywords: set[int], unknown: 
         for row, start in zip(chunk, starts):
             background[start: start + CLIP_SAMPLES] += split.audio[row]
             segments.append((*clip_frames(int(start)), int(split.y[row])))
-        streams.append((np.clip(background, -32768, 32767).astype(np.int16),
+        streams.append((saturate_int16(background),
                         with_background(segments, frame_count(total), silence)))
     return streams
 

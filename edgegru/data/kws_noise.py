@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgegru.data.kws_frontend import CLIP_SAMPLES, SAMPLE_RATE
+from edgegru.data.wav_io import saturate_int16
 
 NOISE_KINDS = ("white", "pink", "brown", "hum", "babble")
 NOISE_SECONDS_PER_KIND = 12  # the noise bed of a split: 5 kinds x 12 s = 60 s, one after the other
@@ -74,7 +75,7 @@ def noise_bed(rng: np.random.Generator, babble_words: list[np.ndarray]) -> np.nd
     }
     scale = 32768.0 * 10 ** (NOISE_DBFS / 20)
     bed = np.concatenate([kinds[kind]() * scale for kind in NOISE_KINDS])
-    return np.clip(np.round(bed), -32768, 32767).astype(np.int16)
+    return saturate_int16(bed)
 
 
 def noise_window(bed: np.ndarray, rng: np.random.Generator) -> np.ndarray:

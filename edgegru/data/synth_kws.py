@@ -37,7 +37,7 @@ from edgegru.data.espeak_variants import MAX_VARIANTS, random_variants
 from edgegru.data.kws_frontend import CLIP_SAMPLES
 from edgegru.data.kws_noise import noise_bed, noise_window, place_word
 from edgegru.data.speech_synth import Utterance, speak_all, trim
-from edgegru.data.wav_io import read_wav
+from edgegru.data.wav_io import read_wav, saturate_int16
 from edgegru.errors import EdgeGRUError
 
 GENERATOR_VERSION = 2  # part of the cache file name: raise it whenever the clips would come out different
@@ -173,12 +173,12 @@ def _clip(word: np.ndarray, bed: np.ndarray, rng: np.random.Generator) -> np.nda
 
 def _silence(bed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     gain = 10 ** (rng.uniform(*SILENCE_GAIN_DB) / 20)
-    return np.clip(np.round(noise_window(bed, rng) * gain), -32768, 32767).astype(np.int16)
+    return saturate_int16(noise_window(bed, rng) * gain)
 
 
 def _on_bed(clip: np.ndarray, bed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The clip over a stretch of its noise bed at full level, as a stream lays it."""
-    return np.clip(clip.astype(np.int32) + noise_window(bed, rng), -32768, 32767).astype(np.int16)
+    return saturate_int16(clip.astype(np.int32) + noise_window(bed, rng))
 
 
 def _split(words, labels, speakers, bed, silences: int, silence_label: int, rng, bed_share: float = 0.0) -> ClipSplit:

@@ -66,7 +66,12 @@ def _samples_int16(fmt: bytes, payload: bytes, path: Path) -> tuple[np.ndarray, 
         )
     if len(x) == 0:
         raise EdgeGRUError(f"{path} holds no samples; remove it or record it again")
-    return np.clip(x, -32768, 32767).astype(np.int16), rate
+    return saturate_int16(x), rate
+
+
+def saturate_int16(x: np.ndarray) -> np.ndarray:
+    """Audio samples (integers, or floats in int16 units) rounded to the nearest integer and saturated to int16."""
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
 
 
 def resample_int16(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -75,7 +80,7 @@ def resample_int16(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
         return x
     common = gcd(from_rate, to_rate)
     y = resample_poly(x.astype(np.float64), to_rate // common, from_rate // common)
-    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+    return saturate_int16(y)
 
 
 def read_wav(path, rate: int = 16000) -> np.ndarray:
