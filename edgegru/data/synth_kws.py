@@ -138,11 +138,15 @@ class Request:
     speaker: int
 
 
+def _take(keywords, unknown, rng) -> list[tuple[str, int]]:
+    """(word, label) of what a voice says once: every keyword, then one unknown word drawn from `unknown`."""
+    return [(word, label) for label, word in enumerate(keywords)] + [(rng.choice(unknown), len(keywords))]
+
+
 def _espeak_requests(voices: list[str], first_speaker: int, keywords, unknown, rng, data: str = "") -> list[Request]:
     requests = []
     for i, voice in enumerate(voices):
-        words = [(word, label) for label, word in enumerate(keywords)] + [(rng.choice(unknown), len(keywords))]
-        for word, label in words:
+        for word, label in _take(keywords, unknown, rng):
             utterance = Utterance("espeak-ng", voice, str(word), rng.uniform(*ESPEAK_WPM), rng.uniform(*ESPEAK_PITCH), data)
             requests.append(Request(utterance, label, first_speaker + i))
     return requests
@@ -152,9 +156,8 @@ def _flite_requests(takes: int, first_speaker: int, keywords, unknown, rng) -> l
     requests = []
     for i, voice in enumerate(FLITE_VOICES):
         for _ in range(takes):
-            words = [(word, label) for label, word in enumerate(keywords)] + [(rng.choice(unknown), len(keywords))]
             requests += [Request(Utterance("flite", voice, str(word), rng.uniform(*FLITE_STRETCH)), label, first_speaker + i)
-                         for word, label in words]
+                         for word, label in _take(keywords, unknown, rng)]
     return requests
 
 
