@@ -33,7 +33,8 @@ from edgegru.quantize import QuantizedModel
 from edgegru.stream_detect import DetectorParams, Event
 from firmware_sim.audio_frontend import CODES, FRAME_FUNCTION, HOP, INIT_FUNCTION, WINDOW
 from firmware_sim.codegen.harness import (DEFAULT_NAME, DETECTOR_MARKERS, MARK_DETECTOR,
-                                          NO_DETECTOR_MARKERS, decode_detector_steps, output_bytes, write_sources)
+                                          NO_DETECTOR_MARKERS, decode_detector_steps, output_bytes, state_writes,
+                                          write_sources)
 
 AUDIO = -3  # the header of an audio record
 # The instruction-count windows of a chain program, one per build: {part: the define that selects it}.
@@ -131,8 +132,6 @@ def audio_parts(model: QuantizedModel, name: str, frontend_header: str) -> dict[
         raise EdgeGRUError(f"the audio chain feeds the front end's {CODES} int8 codes to the model as its input; "
                            f"this model takes {model.config['input_size']} {model.tensors['x'].dtype} features")
     upper = name.upper()
-    writes = "".join(f"                fwrite(state.{h_in.replace('.', '_')}, sizeof state.{h_in.replace('.', '_')}, 1, "
-                     "stdout);\n" for h_in, _ in model.states)
     return {
         "includes": "#include <stdint.h>\n#include <string.h>\n",
         "audio_includes": f'#include "{frontend_header}"\n',
@@ -141,7 +140,7 @@ def audio_parts(model: QuantizedModel, name: str, frontend_header: str) -> dict[
                                               upper=upper, no_frame_bytes=hop_output_bytes(model) - 4),
         "audio_locals": AUDIO_INIT.format(init_function=INIT_FUNCTION),
         "audio_reset_record": "            audio_primed = 0;\n",
-        "audio_record": AUDIO_RECORD.format(name=name, frame_function=FRAME_FUNCTION, state_writes=writes),
+        "audio_record": AUDIO_RECORD.format(name=name, frame_function=FRAME_FUNCTION, state_writes=state_writes(model, 16)),
     }
 
 

@@ -164,8 +164,6 @@ def harness_source(model: QuantizedModel, name: str = DEFAULT_NAME, detector: bo
     """main.c: the stream harness for the model generated under `name`; `detector`: with the detector
     generated beside it (`detector_source`), run after every step (module doc); `audio`: the template
     parts of the audio record (`audio_harness`, which needs the detector)."""
-    writes = "".join(f"            fwrite(state.{field}, sizeof state.{field}, 1, stdout);\n"
-                     for field in (h_in.replace(".", "_") for h_in, _ in model.states))
     parts = {"includes": "", "detector_includes": "", "marker_macros": STEP_MARKERS,
              "no_marker_macros": NO_STEP_MARKERS, "detector_globals": "", "detector_locals": "", "detector_reset": "",
              "detector_reset_record": "", "detector_finish_record": "", "detector_push": "", "detector_write": "",
@@ -195,7 +193,13 @@ def harness_source(model: QuantizedModel, name: str = DEFAULT_NAME, detector: bo
         if not detector:
             raise EdgeGRUError("a harness with audio records runs the detector too: give detector=True")
         parts.update(audio)
-    return HARNESS.format(name=name, upper=name.upper(), reset=RESET, state_writes=writes, **parts)
+    return HARNESS.format(name=name, upper=name.upper(), reset=RESET, state_writes=state_writes(model, 12), **parts)
+
+
+def state_writes(model: QuantizedModel, indent: int) -> str:
+    """C lines writing every layer's new state to stdout, in `model.states` order, indented by `indent`."""
+    return "".join(f"{' ' * indent}fwrite(state.{field}, sizeof state.{field}, 1, stdout);\n"
+                   for field in (h_in.replace(".", "_") for h_in, _ in model.states))
 
 
 DETECTOR_HARNESS = """/* Detector harness for {name}_detector: logits in, event records out (firmware_sim/codegen/harness.py).
