@@ -320,6 +320,8 @@ def print_stream_report(report: dict) -> None:
                    f"90% recall not reached: the highest, {best['recall']:.4f}, at threshold {best['threshold']:g} with "
                    f"{best['false_alarms_per_hour']:.1f} false alarms per hour")
         print(f"  {reached} (every threshold: the -det.png plot, `keyword_curve` in the JSON)")
+        print(f"  recall ceiling {fmt(report['recall_ceiling'])}: the words whose class tops the smoothed scores at some "
+              f"step of their span; no threshold, duration or hold-off of this window finds more")
         print(f"  {report['keyword_rule']}")
     tried = report["state_policy_selection"].get("tried")
     if tried:

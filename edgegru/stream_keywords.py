@@ -6,6 +6,12 @@ its last; every keyword event that finds no segment of its class is a false alar
 heard in noise, a second event for one word).  Events of the background classes (`_silence_`,
 `_unknown_`) are neither.  The curve repeats the detection over thresholds on the same logits: false
 rejects (1 - recall) against false alarms per hour.
+
+Recall ceiling: an event of class k is detected at a step of its run, and a run lasts only while k is the
+top class of the smoothed sums, so a word can be found only if its class tops the sums at some step of
+its span (first frame to `tolerance` after the last).  The share of words for which it does bounds the
+recall of every threshold, duration and hold-off of a detector with that window: when it is below the
+target recall, no setting of the detector reaches the target; the model must change.
 """
 
 from __future__ import annotations
@@ -43,6 +49,19 @@ def keyword_scores(events: list[list[Event]], sessions: list[Session], keywords:
     return {"keywords": words, "detections": found, "misses": words - found, "false_alarms": false_alarms,
             "recall": round(found / words, 4) if words else None, "hours": round(hours, 4),
             "false_alarms_per_hour": round(false_alarms / hours, 2) if hours else None}
+
+
+def recall_ceiling(tops: list[np.ndarray], sessions: list[Session], keywords: set[int], tolerance: int
+                   ) -> float | None:
+    """The share of keyword segments whose class is the smoothed top class (`tops`, per session, from
+    `detect`) at some step from their first frame to `tolerance` steps after their last."""
+    reachable = words = 0
+    for top, session in zip(tops, sessions):
+        for start, end, cls in session.segments:
+            if cls in keywords:
+                words += 1
+                reachable += bool(np.any(top[start: end + tolerance + 1] == cls))
+    return round(reachable / words, 4) if words else None
 
 
 def keyword_curve(logits: list[np.ndarray], sessions: list[Session], params: DetectorParams, integer: bool,

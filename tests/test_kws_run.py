@@ -55,6 +55,7 @@ def test_a_keyword_stream_reports_recall_and_false_alarms_per_hour(kws, kws_run)
     curve = report["keyword_curve"]
     assert [p["threshold"] for p in curve] == sorted(p["threshold"] for p in curve)
     assert curve[0]["recall"] >= curve[-1]["recall"]
+    assert max(p["recall"] for p in curve) <= report["recall_ceiling"] <= 1
     assert report["detector"]["background"] == [kws.class_names.index("_unknown_"), kws.class_names.index("_silence_")]
     assert (kws_run.root / "stream" / "int8-golden-det.png").stat().st_size > 0
 

@@ -13,8 +13,8 @@ from edgegru.data import Normalization, Recording
 from edgegru.errors import EdgeGRUError
 from edgegru.golden import quantize_features
 from edgegru.quantize import quantize_model
-from edgegru.stream_detect import DetectorParams, Event
-from edgegru.stream_keywords import false_alarms_at_recall, keyword_curve, keyword_scores
+from edgegru.stream_detect import DetectorParams, Event, detect
+from edgegru.stream_keywords import false_alarms_at_recall, keyword_curve, keyword_scores, recall_ceiling
 from edgegru.stream_metrics import Session, make_sessions
 
 
@@ -50,6 +50,38 @@ def test_the_curve_trades_false_alarms_for_recall():
     assert [p["recall"] for p in curve] == [1.0, 1.0, 0.0]
     assert curve[0]["false_alarms_per_hour"] > 0 and curve[1]["false_alarms_per_hour"] == 0
     assert false_alarms_at_recall(curve, 0.9) == 0 and false_alarms_at_recall(curve[2:], 0.9) is None
+
+
+def test_the_recall_ceiling_counts_the_words_whose_class_ever_tops_the_smoothed_scores():
+    steps = 400
+    logits = np.zeros((steps, 3), np.int64)
+    logits[:, 0] = 10
+    logits[100:140, 1] = 40  # a word of class 1 that tops the scores
+    logits[250:290, 2] = 8   # a word of class 2 that never rises above the background
+    segments = [(0, 99, 0), (100, 140, 1), (141, 249, 0), (250, 290, 2), (291, steps - 1, 0)]
+    session = Session(0, np.zeros((steps, 1), np.float32), segments)
+    top = detect(DetectorParams(window=5, threshold=0, min_duration=1, holdoff=0), logits, True)[1]
+    assert recall_ceiling([top], [session], {1, 2}, tolerance=25) == 0.5
+    assert recall_ceiling([top], [Session(0, session.signal, [(0, steps - 1, 0)])], {1, 2}, 25) is None
+
+
+def test_no_threshold_duration_or_hold_off_finds_more_words_than_the_ceiling():
+    rng = np.random.default_rng(3)
+    steps, window = 3000, 4
+    logits = rng.integers(-20, 21, size=(steps, 4))
+    segments, start = [], 0
+    for cls in rng.integers(0, 4, size=60):
+        length = int(rng.integers(20, 40))
+        segments.append((start, start + length - 1, int(cls)))
+        start += length
+    session = Session(0, np.zeros((start, 1), np.float32), segments)
+    logits = logits[:start]
+    top = detect(DetectorParams(window, 0, 1, 0), logits, True)[1]
+    ceiling = recall_ceiling([top], [session], {1, 2, 3}, tolerance=10)
+    recalls = [point["recall"] for duration in (1, 3) for holdoff in (0, 10)
+               for point in keyword_curve([logits], [session], DetectorParams(window, 0, duration, holdoff, (0,)),
+                                          True, [0, 5, 20], {1, 2, 3}, 10, 0.02)]
+    assert 0 < max(recalls) <= ceiling < 1
 
 
 def test_a_recording_with_segments_keeps_its_own_truth_in_a_session():

@@ -32,7 +32,8 @@ from edgegru.stages.run_layout import RunLayout, artifact_digest, file_digest, r
 from edgegru.stages.verify_stage import backend_step
 from edgegru.stream_detect import Detector, DetectorConfig, Event, as_record, dataset_detector, prepare_detector
 from edgegru.stream_engine import StatePolicy, parse_policy, rowwise, stream_lanes
-from edgegru.stream_keywords import TARGET_RECALL, TOLERANCE_SECONDS, false_alarms_at_recall, keyword_curve, keyword_scores
+from edgegru.stream_keywords import (TARGET_RECALL, TOLERANCE_SECONDS, false_alarms_at_recall, keyword_curve,
+                                     keyword_scores, recall_ceiling)
 from edgegru.stream_metrics import Session, event_scores, make_sessions
 from export.verify import BACKENDS
 from firmware_sim.step_session import StepSession
@@ -310,6 +311,7 @@ def keyword_report(result: dict, sessions: list[Session], scorer: Scorer, detect
     return {"recall": at["recall"], "false_alarms_per_hour": at["false_alarms_per_hour"], "keyword_scores": at,
             f"false_alarms_per_hour_at_{round(TARGET_RECALL * 100)}_recall": false_alarms_at_recall(curve),
             "keyword_curve": curve, "highest_recall": max(curve, key=lambda p: (p["recall"] or 0, -p["false_alarms_per_hour"])),
+            "recall_ceiling": recall_ceiling(result["top"], sessions, keywords, tolerance),
             "keyword_rule": f"a word is found by an event of its class detected from its first frame to "
                             f"{TOLERANCE_SECONDS} s after its clip; any other keyword event is a false alarm"}
 
