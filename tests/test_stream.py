@@ -142,6 +142,19 @@ def test_every_integer_backend_streams_the_same_integers_and_events(quantized_ru
     assert (RunLayout(quantized_run).root / "stream" / "int8-c-host.png").stat().st_size > 10_000
 
 
+def test_a_stream_report_is_reused_only_if_the_same_code_made_it(quantized_run, stream_file):
+    detector = DetectorConfig(window=4, threshold=0.5, min_duration=3, holdoff=2)
+    first = stream_run(quantized_run, "int8", "golden", str(stream_file), detector, "none", progress=False)
+    again = stream_run(quantized_run, "int8", "golden", str(stream_file), detector, "none", progress=False, reuse=True)
+    assert not first["reused"] and again["reused"] and again["events"] == first["events"]
+    path = RunLayout(quantized_run).root / "stream" / "int8-golden.json"
+    older = json.loads(path.read_text())
+    older["inputs"]["report"] -= 1  # as the code before the report's last change wrote it
+    path.write_text(json.dumps(older))
+    remade = stream_run(quantized_run, "int8", "golden", str(stream_file), detector, "none", progress=False, reuse=True)
+    assert not remade["reused"] and json.loads(path.read_text())["inputs"]["report"] == older["inputs"]["report"] + 1
+
+
 @pytest.mark.parametrize("content, message", [
     ("1,2\n3,4\n", "must be \\[steps >= 1, 12\\]"),
     ("", "empty"),

@@ -40,6 +40,7 @@ from firmware_sim.step_session import StepSession
 
 STREAM_BACKENDS = ["float", "golden", *BACKENDS]
 TEST_RECORDINGS = "test-recordings"
+STREAM_REPORT = 2  # the report's figures: raise it when one is added or changes, so older reports are made anew
 CURVE_THRESHOLDS = [float(t) for t in np.arange(0.0, 16.5, 0.5)]  # mean logit margins for the keyword curve
 
 
@@ -229,7 +230,7 @@ def stream_inputs(layout: RunLayout, scheme: str, backend: str, source: str, det
                   policy: str, max_recordings: int | None) -> dict:
     """What a stream report is made from: a report with the same inputs can be reused."""
     model = file_digest(layout.checkpoint) if backend == "float" else artifact_digest(layout, scheme)
-    return {"model_sha256": model, "backend": backend, "source": source,
+    return {"report": STREAM_REPORT, "model_sha256": model, "backend": backend, "source": source,
             "source_sha256": file_digest(source) if Path(source).is_file() else None,
             "detector": as_record(detector) if isinstance(detector, DetectorConfig) else detector, "policy": policy,
             "max_recordings": max_recordings}
