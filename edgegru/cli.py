@@ -515,14 +515,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Feed a stream one step at a time through a backend with the state carried (a state policy for "
                     "unbounded streams, chosen on the validation recordings unless given), smooth the class scores "
                     "over a moving window, detect events (threshold, minimum duration, hold-off) and print each as "
-                    "it happens; writes RUN_DIR/stream/SCHEME-BACKEND.json (float: float.json) and a timeline .png.")
+                    "it happens; writes RUN_DIR/stream/SCHEME-BACKEND.json (float: float.json) and a timeline .png. "
+                    "On keyword streams: recall and false alarms per hour, their curve over thresholds (-det.png), "
+                    "false alarms per hour at 90% recall and the recall ceiling no detector setting can pass.")
     stream.add_argument("run_dir")
     stream.add_argument("--scheme", choices=schemes, default="int8", help="(default %(default)s; ignored for float)")
     stream.add_argument("--backend", choices=STREAM_BACKENDS, default="golden", metavar="BACKEND",
                         help=f"one of {', '.join(STREAM_BACKENDS)} (default %(default)s)")
     stream.add_argument("--source", default=TEST_RECORDINGS,
                         help="test-recordings (each test subject's recordings back to back), FILE.npz (x [T, F], "
-                             "optional y [T]) or FILE.csv (F numbers per line, optionally a label) (default %(default)s)")
+                             "optional y [T]), FILE.csv (F numbers per line, optionally a label) or, for a "
+                             "keyword-spotting run, FILE.wav (mono PCM: 8-bit, 16/32-bit integer or 32-bit float; "
+                             "another rate is resampled to 16 kHz) (default %(default)s)")
     stream.add_argument("--policy", default="auto", help="auto, none, reset:N or staggered:N:K (default %(default)s)")
     add_detector_arguments(stream)
     stream.set_defaults(run=command_stream)
